@@ -1,0 +1,1361 @@
+# Copyright (c) 2026 soracom.krypton contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Tests for the lab's SORACOM API, Krypton and metadata stand-in (tests/lab/soracom/server.py).
+
+Most tests drive the Flask apps with their test client, setting the source address through
+REMOTE_ADDR. The end-to-end tests start server.py and tests/lab/aws/moto_lab_server.py on
+127.0.0.1 with free ports, and reach Krypton and the metadata service from 127.0.0.2 and
+127.0.0.3 by binding the client socket to those loopback addresses.
+
+Run: .venv/bin/pytest tests/lab/soracom
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import http.client
+import ipaddress
+import json
+import logging
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SORACOM_DIR = Path(__file__).resolve().parent
+REPOSITORY_ROOT = SORACOM_DIR.parents[2]
+SERVER = SORACOM_DIR / "server.py"
+MOTO_LAB_SERVER = REPOSITORY_ROOT / "tests" / "lab" / "aws" / "moto_lab_server.py"
+sys.path.insert(0, str(SORACOM_DIR))
+
+from soracom_emulator.admin import create_admin_app  # noqa: E402  (needs SORACOM_DIR on sys.path)
+from soracom_emulator.api import create_api_app  # noqa: E402
+from soracom_emulator.krypton import AwsIotProvisioner, create_krypton_app  # noqa: E402
+from soracom_emulator.metadata import create_metadata_app  # noqa: E402
+from soracom_emulator.state import LabState  # noqa: E402
+
+HOST = "127.0.0.1"
+REGION = "ap-northeast-1"
+OPERATOR_ID = "OP0099000001"
+AUTH_KEY_ID = "keyId-" + "0123456789abcdef" * 2
+AUTH_KEY = "secret-" + "s" * 64
+ROOT_CA_PEM = "-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n"
+STARTUP_TIMEOUT = 30.0
+IOT_POLICY = "lab-device-policy"
+ATS_HOST = "a2labkrypton00-ats.iot.ap-northeast-1.amazonaws.com"
+KRYPTON_PATH = "/v1/provisioning/aws/iot/bootstrap"
+
+
+def pi_sim(number: int, ip: str | None = None) -> dict:
+    """Return the admin spec of lab Pi ``number``'s SIM, as labctl seeds it."""
+    return {
+        "imsi": "4401030" + f"{number:08d}",
+        "sim_id": "8981100000000" + f"{number:06d}",
+        "iccid": "8981100000000" + f"{number:06d}",
+        "ip": ip or f"10.213.0.{10 + number}",
+    }
+
+
+class FakeClock:
+    """A settable ``time.time`` replacement."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Lab:
+    """The four apps over one state, driven with Flask's test client."""
+
+    def __init__(self, provisioner_endpoint: str = "http://127.0.0.1:9") -> None:
+        self.clock = FakeClock()
+        self.state = LabState(clock=self.clock)
+        logger = logging.getLogger("test_soracom_emulator")
+        self.api = create_api_app(self.state, logger).test_client()
+        self.admin = create_admin_app(self.state, logger).test_client()
+        self.metadata = create_metadata_app(self.state, logger).test_client()
+        provisioner = AwsIotProvisioner(provisioner_endpoint, logger)
+        self.krypton = create_krypton_app(self.state, logger, provisioner, ROOT_CA_PEM).test_client()
+        response = self.admin.post("/_lab/auth_keys", json={
+            "authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY, "operatorId": OPERATOR_ID,
+        })
+        assert response.status_code == 200
+        response = self.admin.post("/_lab/sims", json=[pi_sim(1), pi_sim(2), pi_sim(3)])
+        assert response.status_code == 200
+        self.headers = self.login()
+
+    def login(self, **extra) -> dict:
+        response = self.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY, **extra})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        return {"X-Soracom-API-Key": body["apiKey"], "X-Soracom-Token": body["token"]}
+
+    def call(self, method: str, path: str, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.api.open(path, method=method, headers=headers, **kwargs)
+
+    def create_group(self, name: str, configuration: dict | None = None) -> str:
+        body = {"tags": {"name": name}}
+        if configuration is not None:
+            body["configuration"] = configuration
+        response = self.call("POST", "/v1/groups", json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["groupId"]
+
+    def put_config(self, group_id: str, namespace: str, parameters: list[dict]):
+        return self.call("PUT", f"/v1/groups/{group_id}/configuration/{namespace}", json=parameters)
+
+    def set_group(self, sim_number: int, group_id: str) -> None:
+        sim_id = pi_sim(sim_number)["sim_id"]
+        response = self.call("POST", f"/v1/sims/{sim_id}/set_group", json={"groupId": group_id})
+        assert response.status_code == 200, response.get_json()
+
+    def bootstrap(self, address: str, body=None):
+        return self.krypton.post(KRYPTON_PATH, json=body, environ_base={"REMOTE_ADDR": address})
+
+    def read_metadata(self, address: str, path: str = "/v1/subscriber", method: str = "GET"):
+        return self.metadata.open(path, method=method, environ_base={"REMOTE_ADDR": address})
+
+
+@pytest.fixture
+def lab() -> Lab:
+    return Lab()
+
+
+def krypton_configuration(credentials_id: str = "krypton-aws", **aws_iot) -> list[dict]:
+    settings = {
+        "region": REGION,
+        "credentialsId": credentials_id,
+        "policyName": IOT_POLICY,
+        "thingNamePattern": "lab-$imsi",
+        "host": ATS_HOST,
+    }
+    settings.update(aws_iot)
+    return [{"key": "enabled", "value": True}, {"key": "AwsIot", "value": settings}]
+
+
+def add_aws_credential(lab: Lab, credentials_id: str, access_key_id: str, secret_access_key: str) -> None:
+    response = lab.call("POST", f"/v1/credentials/{credentials_id}", json={
+        "type": "aws-credentials",
+        "description": "Krypton",
+        "credentials": {"accessKeyId": access_key_id, "secretAccessKey": secret_access_key},
+    })
+    assert response.status_code == 201, response.get_json()
+
+
+# ============================================================================ /auth
+
+
+def test_auth_key_opens_session(lab):
+    response = lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY})
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["operatorId"] == OPERATOR_ID
+    assert body["apiKey"].startswith("api-")
+    assert len(body["token"]) > 32
+    assert "userName" not in body
+
+
+def test_auth_wrong_key_is_401(lab):
+    response = lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": "secret-wrong"})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "AUM0002"
+
+
+def test_auth_unknown_key_id_is_401(lab):
+    response = lab.api.post("/v1/auth", json={"authKeyId": "keyId-unknown", "authKey": AUTH_KEY})
+    assert response.status_code == 401
+
+
+def test_auth_unregistered_email_is_401(lab):
+    response = lab.api.post("/v1/auth", json={"email": "root@example.com", "password": "pw"})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "AUM0002"
+
+
+def test_auth_registered_email_and_sam_user(lab):
+    lab.admin.post("/_lab/auth_keys", json=[
+        {"email": "root@example.com", "password": "pw-root", "operatorId": OPERATOR_ID},
+        {"userName": "ci", "password": "pw-sam", "operatorId": OPERATOR_ID},
+    ])
+    root = lab.api.post("/v1/auth", json={"email": "root@example.com", "password": "pw-root"})
+    sam = lab.api.post("/v1/auth", json={"operatorId": OPERATOR_ID, "userName": "ci", "password": "pw-sam"})
+    assert root.status_code == 200
+    assert sam.status_code == 200
+    assert sam.get_json()["userName"] == "ci"
+
+
+@pytest.mark.parametrize("timeout", [0, 172801, "60", True])
+def test_auth_token_timeout_out_of_range_is_400(lab, timeout):
+    response = lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY,
+                                              "tokenTimeoutSeconds": timeout})
+    assert response.status_code == 400
+    assert "tokenTimeoutSeconds" in response.get_json()["message"]
+
+
+def test_auth_token_expires_after_timeout(lab):
+    headers = lab.login(tokenTimeoutSeconds=600)
+    assert lab.api.get("/v1/sims", headers=headers).status_code == 200
+    lab.clock.now += 599
+    assert lab.api.get("/v1/sims", headers=headers).status_code == 200
+    lab.clock.now += 1
+    expired = lab.api.get("/v1/sims", headers=headers)
+    assert expired.status_code == 401
+    assert expired.get_json()["code"] == "LAB0001"
+
+
+def test_auth_default_timeout_is_one_day(lab):
+    headers = lab.login()
+    lab.clock.now += 86399
+    assert lab.api.get("/v1/sims", headers=headers).status_code == 200
+    lab.clock.now += 1
+    assert lab.api.get("/v1/sims", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"authKeyId": AUTH_KEY_ID},
+    {"authKeyId": 1, "authKey": AUTH_KEY},
+])
+def test_auth_malformed_body_is_400(lab, body):
+    response = lab.api.post("/v1/auth", json=body)
+    assert response.status_code == 400
+    assert set(response.get_json()) == {"code", "message"}
+
+
+def test_auth_body_not_json_is_400(lab):
+    response = lab.api.post("/v1/auth", data="authKeyId=x", content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "LAB0102"
+
+
+def test_missing_token_is_401(lab):
+    response = lab.api.get("/v1/sims")
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "AUM0001"
+
+
+def test_missing_token_message_in_japanese(lab):
+    response = lab.api.get("/v1/sims", headers={"X-Soracom-Lang": "ja"})
+    assert response.status_code == 401
+    assert "トークン" in response.get_json()["message"]
+
+
+def test_wrong_token_is_401(lab):
+    headers = {**lab.headers, "X-Soracom-Token": "forged"}
+    assert lab.api.get("/v1/sims", headers=headers).status_code == 401
+
+
+def test_logout_revokes_session(lab):
+    assert lab.call("POST", "/v1/auth/logout").status_code == 204
+    assert lab.call("GET", "/v1/sims").status_code == 401
+
+
+def test_unknown_route_is_json_404(lab):
+    response = lab.call("GET", "/v1/nothing")
+    assert response.status_code == 404
+    assert set(response.get_json()) == {"code", "message"}
+
+
+# ============================================================================ /credentials
+
+
+def test_credentials_never_return_secrets(lab):
+    add_aws_credential(lab, "krypton-aws", "AKIALABKEY0000000001", "lab-secret-value-123")
+    created = lab.call("GET", "/v1/credentials")
+    updated = lab.call("PUT", "/v1/credentials/krypton-aws", json={
+        "type": "aws-credentials",
+        "credentials": {"accessKeyId": "AKIALABKEY0000000002", "secretAccessKey": "lab-secret-value-456"},
+    })
+    listed = lab.call("GET", "/v1/credentials")
+    for response in (created, updated, listed):
+        text = response.get_data(as_text=True)
+        assert "lab-secret-value" not in text
+        assert "secretAccessKey" not in text
+    entry = listed.get_json()[0]
+    assert entry["credentialsId"] == "krypton-aws"
+    assert entry["type"] == "aws-credentials"
+    assert entry["credentials"] == {}
+    assert updated.status_code == 200
+
+
+def test_credential_create_returns_201_model(lab):
+    response = lab.call("POST", "/v1/credentials/krypton-aws", json={
+        "type": "aws-credentials",
+        "description": "for Krypton",
+        "credentials": {"accessKeyId": "AKIA1", "secretAccessKey": "s1"},
+    })
+    body = response.get_json()
+    assert response.status_code == 201
+    assert body["credentialsId"] == "krypton-aws"
+    assert body["description"] == "for Krypton"
+    assert isinstance(body["createDateTime"], int)
+    assert isinstance(body["updateDateTime"], int)
+
+
+def test_credential_duplicate_create_is_400(lab):
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    response = lab.call("POST", "/v1/credentials/krypton-aws", json={
+        "type": "aws-credentials", "credentials": {"accessKeyId": "AKIA2", "secretAccessKey": "s2"},
+    })
+    assert response.status_code == 400
+    assert lab.state.snapshot()["credentials"][0]["credentials"]["accessKeyId"] == "AKIA1"
+
+
+def test_credential_delete_then_404(lab):
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    assert lab.call("DELETE", "/v1/credentials/krypton-aws").status_code == 204
+    assert lab.call("DELETE", "/v1/credentials/krypton-aws").status_code == 404
+    assert lab.call("GET", "/v1/credentials").get_json() == []
+
+
+def test_credential_update_missing_is_404(lab):
+    response = lab.call("PUT", "/v1/credentials/absent", json={
+        "type": "aws-credentials", "credentials": {"accessKeyId": "AKIA1", "secretAccessKey": "s1"},
+    })
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"type": "aws-credentials", "credentials": {"accessKeyId": "AKIA1"}}, "credentials.secretAccessKey"),
+    ({"type": "aws-credentials", "credentials": {"accessKeyId": "", "secretAccessKey": "s"}},
+     "credentials.accessKeyId"),
+    ({"type": "aws-credentials"}, "credentials"),
+    ({"type": "no-such-type", "credentials": {}}, "type"),
+    ({"credentials": {}}, "type"),
+    ({"type": "aws-credentials", "credentials": "AKIA1:s1"}, "credentials"),
+])
+def test_credential_bad_body_is_400(lab, body, field):
+    response = lab.call("POST", "/v1/credentials/krypton-aws", json=body)
+    assert response.status_code == 400
+    assert f"'{field}'" in response.get_json()["message"]
+
+
+def test_lab_state_shows_credential_secret(lab):
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    state = lab.admin.get("/_lab/state").get_json()
+    assert state["credentials"][0]["credentials"] == {"accessKeyId": "AKIA1", "secretAccessKey": "s1"}
+
+
+# ============================================================================ /groups
+
+
+def test_group_create_returns_201_group(lab):
+    response = lab.call("POST", "/v1/groups", json={"tags": {"name": "fleet"}})
+    body = response.get_json()
+    assert response.status_code == 201
+    assert body["tags"] == {"name": "fleet"}
+    assert body["configuration"] == {}
+    assert body["operatorId"] == OPERATOR_ID
+    assert isinstance(body["createdTime"], int)
+    assert lab.call("GET", f"/v1/groups/{body['groupId']}").get_json() == body
+
+
+def test_group_duplicate_names_are_all_listed(lab):
+    first = lab.create_group("fleet")
+    second = lab.create_group("fleet")
+    lab.create_group("other")
+    response = lab.call("GET", "/v1/groups?tag_name=name&tag_value=fleet")
+    assert response.status_code == 200
+    assert sorted(group["groupId"] for group in response.get_json()) == sorted([first, second])
+
+
+def test_group_prefix_filter(lab):
+    lab.create_group("fleet-a")
+    lab.create_group("fleet-b")
+    lab.create_group("other")
+    response = lab.call("GET", "/v1/groups?tag_name=name&tag_value=fleet-&tag_value_match_mode=prefix")
+    assert len(response.get_json()) == 2
+
+
+def test_group_tag_name_without_value_is_400(lab):
+    response = lab.call("GET", "/v1/groups?tag_name=name")
+    assert response.status_code == 400
+    assert "tag_value" in response.get_json()["message"]
+
+
+def test_group_list_pages_with_next_key(lab):
+    created = {lab.create_group(f"group-{index}") for index in range(5)}
+    seen, pages, query = [], 0, "/v1/groups?limit=2"
+    while pages < 10:
+        response = lab.call("GET", query)
+        pages += 1
+        seen.extend(group["groupId"] for group in response.get_json())
+        next_key = response.headers.get("X-Soracom-Next-Key")
+        if next_key is None:
+            break
+        query = f"/v1/groups?limit=2&last_evaluated_key={next_key}"
+    assert pages == 3
+    assert len(seen) == 5
+    assert set(seen) == created
+
+
+def test_group_config_put_merges_keys(lab):
+    group_id = lab.create_group("fleet")
+    first = lab.put_config(group_id, "SoracomKrypton", [{"key": "enabled", "value": True}])
+    second = lab.put_config(group_id, "SoracomKrypton", [{"key": "AwsIot", "value": {"region": REGION}}])
+    assert first.status_code == 200
+    assert second.status_code == 200
+    assert second.get_json()["configuration"]["SoracomKrypton"] == {"enabled": True, "AwsIot": {"region": REGION}}
+
+
+def test_group_config_put_replaces_whole_value(lab):
+    group_id = lab.create_group("fleet")
+    lab.put_config(group_id, "SoracomKrypton", [{"key": "AwsIot", "value": {"region": REGION, "host": "h"}}])
+    response = lab.put_config(group_id, "SoracomKrypton", [{"key": "AwsIot", "value": {"region": "us-east-1"}}])
+    assert response.get_json()["configuration"]["SoracomKrypton"]["AwsIot"] == {"region": "us-east-1"}
+
+
+def test_group_config_namespaces_are_separate(lab):
+    group_id = lab.create_group("fleet")
+    lab.put_config(group_id, "SoracomAir", [{"key": "metadata", "value": {"enabled": True}}])
+    response = lab.put_config(group_id, "SoracomKrypton", [{"key": "enabled", "value": True}])
+    assert response.get_json()["configuration"] == {
+        "SoracomAir": {"metadata": {"enabled": True}},
+        "SoracomKrypton": {"enabled": True},
+    }
+
+
+def test_group_config_delete_parameter(lab):
+    group_id = lab.create_group("fleet")
+    lab.put_config(group_id, "SoracomKrypton", krypton_configuration())
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/configuration/SoracomKrypton/AwsIot").status_code == 204
+    group = lab.call("GET", f"/v1/groups/{group_id}").get_json()
+    assert group["configuration"]["SoracomKrypton"] == {"enabled": True}
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/configuration/SoracomKrypton/AwsIot").status_code == 404
+
+
+def test_group_config_delete_namespace(lab):
+    group_id = lab.create_group("fleet")
+    lab.put_config(group_id, "SoracomKrypton", krypton_configuration())
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/configuration/SoracomKrypton").status_code == 204
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/configuration/SoracomKrypton").status_code == 400
+
+
+@pytest.mark.parametrize("namespace, body", [
+    ("SoracomKrypton", {"key": "enabled", "value": True}),
+    ("SoracomKrypton", [{"key": "enabled"}]),
+    ("SoracomKrypton", [{"value": True}]),
+    ("SoracomKrypton", [{"key": "enabled", "value": "yes"}]),
+    ("SoracomKrypton", [{"key": "AwsIot", "value": {"region": 1}}]),
+    ("SoracomKrypton", [{"key": "AwsIot", "value": "ap-northeast-1"}]),
+    ("SoracomAir", [{"key": "metadata", "value": {"enabled": "true"}}]),
+    ("NoSuchNamespace", [{"key": "enabled", "value": True}]),
+])
+def test_group_config_bad_body_is_400(lab, namespace, body):
+    group_id = lab.create_group("fleet")
+    response = lab.call("PUT", f"/v1/groups/{group_id}/configuration/{namespace}", json=body)
+    assert response.status_code == 400
+    assert set(response.get_json()) == {"code", "message"}
+
+
+def test_group_config_unknown_krypton_key_is_kept(lab):
+    group_id = lab.create_group("fleet")
+    response = lab.put_config(group_id, "SoracomKrypton", [{"key": "AzureIoT", "value": {"x": 1}}])
+    assert response.status_code == 200
+    assert response.get_json()["configuration"]["SoracomKrypton"]["AzureIoT"] == {"x": 1}
+
+
+def test_group_config_missing_group_is_404(lab):
+    response = lab.put_config("no-such-group", "SoracomKrypton", [{"key": "enabled", "value": True}])
+    assert response.status_code == 404
+
+
+def test_group_tags_put_and_delete(lab):
+    group_id = lab.create_group("fleet")
+    response = lab.call("PUT", f"/v1/groups/{group_id}/tags", json=[{"tagName": "env", "tagValue": "lab"}])
+    assert response.get_json()["tags"] == {"name": "fleet", "env": "lab"}
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/tags/env").status_code == 204
+    assert lab.call("DELETE", f"/v1/groups/{group_id}/tags/env").status_code == 404
+
+
+def test_group_delete_rejected_with_members(lab):
+    group_id = lab.create_group("fleet")
+    lab.set_group(1, group_id)
+    assert lab.call("DELETE", f"/v1/groups/{group_id}").status_code == 400
+    lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/unset_group")
+    assert lab.call("DELETE", f"/v1/groups/{group_id}").status_code == 204
+    assert lab.call("GET", f"/v1/groups/{group_id}").status_code == 404
+
+
+def test_group_subscribers_lists_members(lab):
+    group_id = lab.create_group("fleet")
+    lab.set_group(1, group_id)
+    lab.set_group(3, group_id)
+    response = lab.call("GET", f"/v1/groups/{group_id}/subscribers")
+    assert [sim["simId"] for sim in response.get_json()] == [pi_sim(1)["sim_id"], pi_sim(3)["sim_id"]]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"data": "{}", "content_type": "text/plain"},
+    {"data": "{not json", "content_type": "application/json"},
+    {"json": []},
+    {"json": {"tags": ["fleet"]}},
+    {"json": {"tags": {"name": 1}}},
+    {"json": {"configuration": {"SoracomKrypton": {"enabled": "yes"}}}},
+])
+def test_group_create_bad_body_is_400(lab, kwargs):
+    response = lab.call("POST", "/v1/groups", **kwargs)
+    assert response.status_code == 400
+    assert set(response.get_json()) == {"code", "message"}
+
+
+def test_groups_are_per_operator(lab):
+    lab.admin.post("/_lab/auth_keys", json={"authKeyId": "keyId-other", "authKey": "secret-other",
+                                            "operatorId": "OP0099000002"})
+    group_id = lab.create_group("fleet")
+    response = lab.api.post("/v1/auth", json={"authKeyId": "keyId-other", "authKey": "secret-other"})
+    other = {"X-Soracom-API-Key": response.get_json()["apiKey"], "X-Soracom-Token": response.get_json()["token"]}
+    assert lab.api.get("/v1/groups", headers=other).get_json() == []
+    assert lab.api.get(f"/v1/groups/{group_id}", headers=other).status_code == 404
+    assert lab.api.get("/v1/sims", headers=other).get_json() == []
+
+
+# ============================================================================ /sims, /subscribers
+
+
+def test_sim_shape_follows_spec(lab):
+    sim = pi_sim(1)
+    body = lab.call("GET", f"/v1/sims/{sim['sim_id']}").get_json()
+    profile = body["profiles"][sim["iccid"]]
+    assert body["simId"] == sim["sim_id"]
+    assert body["status"] == "active"
+    assert body["groupId"] is None
+    assert body["tags"] == {"name": ""}
+    assert body["operatorId"] == OPERATOR_ID
+    assert profile["primaryImsi"] == sim["imsi"]
+    assert sim["imsi"] in profile["subscribers"]
+    assert body["sessionStatus"]["online"] is True
+    assert body["sessionStatus"]["ueIpAddress"] == sim["ip"]
+
+
+def test_subscriber_shape_follows_spec(lab):
+    sim = pi_sim(2)
+    body = lab.call("GET", f"/v1/subscribers/{sim['imsi']}").get_json()
+    assert body["imsi"] == sim["imsi"]
+    assert body["simId"] == sim["sim_id"]
+    assert body["iccid"] == sim["iccid"]
+    assert body["ipAddress"] == sim["ip"]
+    assert body["status"] == "active"
+    assert body["sessionStatus"]["online"] is True
+
+
+def test_sim_set_and_unset_group(lab):
+    group_id = lab.create_group("fleet")
+    sim_id = pi_sim(1)["sim_id"]
+    set_response = lab.call("POST", f"/v1/sims/{sim_id}/set_group", json={"groupId": group_id})
+    unset_response = lab.call("POST", f"/v1/sims/{sim_id}/unset_group")
+    assert set_response.status_code == 200
+    assert set_response.get_json()["groupId"] == group_id
+    assert unset_response.status_code == 200
+    assert unset_response.get_json()["groupId"] is None
+    assert lab.call("POST", f"/v1/sims/{sim_id}/unset_group").status_code == 404
+
+
+def test_subscriber_set_and_unset_group(lab):
+    group_id = lab.create_group("fleet")
+    imsi = pi_sim(2)["imsi"]
+    set_response = lab.call("POST", f"/v1/subscribers/{imsi}/set_group", json={"groupId": group_id})
+    assert set_response.status_code == 200
+    assert set_response.get_json()["groupId"] == group_id
+    assert lab.call("GET", f"/v1/sims/{pi_sim(2)['sim_id']}").get_json()["groupId"] == group_id
+    assert lab.call("POST", f"/v1/subscribers/{imsi}/unset_group").get_json()["groupId"] is None
+    assert lab.call("POST", f"/v1/subscribers/{imsi}/unset_group").status_code == 404
+
+
+@pytest.mark.parametrize("body, status", [
+    ({}, 400),
+    ({"groupId": 5}, 400),
+    ({"groupId": "no-such-group"}, 404),
+])
+def test_sim_set_group_rejects_bad_group(lab, body, status):
+    response = lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/set_group", json=body)
+    assert response.status_code == status
+
+
+def test_sim_unknown_is_404(lab):
+    assert lab.call("GET", "/v1/sims/0000").status_code == 404
+    assert lab.call("GET", "/v1/subscribers/0000").status_code == 404
+    group_id = lab.create_group("fleet")
+    assert lab.call("POST", "/v1/sims/0000/set_group", json={"groupId": group_id}).status_code == 404
+
+
+def test_sim_tags_put_and_delete(lab):
+    sim_id = pi_sim(1)["sim_id"]
+    response = lab.call("PUT", f"/v1/sims/{sim_id}/tags", json=[{"tagName": "name", "tagValue": "pi01"}])
+    assert response.get_json()["tags"] == {"name": "pi01"}
+    assert lab.call("GET", "/v1/subscribers?tag_name=name&tag_value=pi01").get_json()[0]["simId"] == sim_id
+
+
+def test_sims_page_across_pages(lab):
+    seeded = lab.admin.post("/_lab/seed_sims", json={"count": 25}).get_json()
+    assert seeded["created"] == 25
+    sim_ids, pages, query = [], 0, "/v1/sims?limit=10"
+    while pages < 10:
+        response = lab.call("GET", query)
+        pages += 1
+        sim_ids.extend(sim["simId"] for sim in response.get_json())
+        next_key = response.headers.get("X-Soracom-Next-Key")
+        if next_key is None:
+            assert "Link" not in response.headers
+            break
+        link = response.headers["Link"]
+        assert parse_qs(urlsplit(link.split(">")[0].lstrip("<")).query)["last_evaluated_key"] == [next_key]
+        query = f"/v1/sims?limit=10&last_evaluated_key={next_key}"
+    assert pages == 3
+    assert len(sim_ids) == 28
+    assert len(set(sim_ids)) == 28
+    assert sim_ids == sorted(sim_ids)
+
+
+def test_subscribers_page_across_pages(lab):
+    lab.admin.post("/_lab/seed_sims", json={"count": 150, "prefix": "44010399"})
+    imsis, pages, query = [], 0, "/v1/subscribers"
+    while pages < 10:
+        response = lab.call("GET", query)
+        pages += 1
+        imsis.extend(subscriber["imsi"] for subscriber in response.get_json())
+        next_key = response.headers.get("X-Soracom-Next-Key")
+        if next_key is None:
+            break
+        query = f"/v1/subscribers?last_evaluated_key={next_key}"
+    assert pages == 2
+    assert len(set(imsis)) == 153
+
+
+def test_subscribers_limit_over_100_is_400(lab):
+    assert lab.call("GET", "/v1/subscribers?limit=101").status_code == 400
+    assert lab.call("GET", "/v1/sims?limit=0").status_code == 400
+    assert lab.call("GET", "/v1/sims?limit=ten").status_code == 400
+
+
+def test_subscribers_status_filter(lab):
+    lab.admin.post("/_lab/sims", json={"sim_id": pi_sim(3)["sim_id"], "status": "suspended"})
+    response = lab.call("GET", "/v1/subscribers?status_filter=suspended|inactive")
+    assert [subscriber["imsi"] for subscriber in response.get_json()] == [pi_sim(3)["imsi"]]
+
+
+def test_thousand_sims_set_group(lab):
+    lab.admin.post("/_lab/seed_sims", json={"count": 1000})
+    group_id = lab.create_group("bulk")
+    for number in range(1, 1001):
+        imsi = f"44010399{number:07d}"
+        response = lab.call("POST", f"/v1/subscribers/{imsi}/set_group", json={"groupId": group_id})
+        assert response.status_code == 200
+    members = [sim for sim in lab.state.snapshot()["sims"] if sim["group_id"] == group_id]
+    assert len(members) == 1000
+
+
+# ============================================================================ rate limit
+
+
+def test_rate_limit_off_sends_no_headers(lab):
+    response = lab.call("GET", "/v1/sims")
+    assert "X-Soracom-Ratelimit-Limit" not in response.headers
+
+
+def test_rate_limit_429_with_headers(lab):
+    configured = lab.admin.post("/_lab/ratelimit", json={"enabled": True, "limit": 2})
+    assert configured.get_json()["enabled"] is True
+    first = lab.call("GET", "/v1/sims")
+    second = lab.call("GET", "/v1/sims")
+    third = lab.call("GET", "/v1/sims")
+    assert first.headers["X-Soracom-Ratelimit-Limit"] == "2"
+    assert first.headers["X-Soracom-Ratelimit-Remaining"] == "1"
+    assert second.headers["X-Soracom-Ratelimit-Remaining"] == "0"
+    assert third.status_code == 429
+    assert third.get_json()["code"] == "LAB0429"
+    assert third.headers["X-Soracom-Ratelimit-Limit"] == "2"
+    assert third.headers["X-Soracom-Ratelimit-Remaining"] == "0"
+    assert 1 <= int(third.headers["X-Soracom-Ratelimit-Seconds-Before-Refresh"]) <= 60
+
+
+def test_rate_limit_counts_each_api_separately(lab):
+    lab.admin.post("/_lab/ratelimit", json={"enabled": True, "limit": 1})
+    assert lab.call("GET", "/v1/sims").status_code == 200
+    assert lab.call("GET", "/v1/sims").status_code == 429
+    assert lab.call("GET", "/v1/groups").status_code == 200
+    sim_path = f"/v1/sims/{pi_sim(1)['sim_id']}"
+    assert lab.call("GET", sim_path).status_code == 200
+    assert lab.call("GET", f"/v1/sims/{pi_sim(2)['sim_id']}").status_code == 429
+
+
+def test_rate_limit_path_override_and_off(lab):
+    lab.admin.post("/_lab/ratelimit", json={"enabled": True, "limit": 1,
+                                            "path_limits": {"GET /v1/sims": 3}})
+    statuses = [lab.call("GET", "/v1/sims").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    lab.admin.post("/_lab/ratelimit", json={"enabled": False})
+    assert lab.call("GET", "/v1/sims").status_code == 200
+
+
+def test_rate_limit_auth_is_per_address(lab):
+    lab.admin.post("/_lab/ratelimit", json={"enabled": True, "limit": 1})
+    body = {"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY}
+    first = lab.api.post("/v1/auth", json=body, environ_base={"REMOTE_ADDR": "127.0.0.5"})
+    repeated = lab.api.post("/v1/auth", json=body, environ_base={"REMOTE_ADDR": "127.0.0.5"})
+    other_address = lab.api.post("/v1/auth", json=body, environ_base={"REMOTE_ADDR": "127.0.0.6"})
+    assert first.status_code == 200
+    assert repeated.status_code == 429
+    assert other_address.status_code == 200
+
+
+# ============================================================================ admin API
+
+
+def test_admin_reset_clears_groups_and_credentials(lab):
+    group_id = lab.create_group("fleet")
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    lab.set_group(1, group_id)
+    assert lab.admin.post("/_lab/reset").status_code == 204
+    state = lab.admin.get("/_lab/state").get_json()
+    assert state["groups"] == []
+    assert state["credentials"] == []
+    assert all(sim["group_id"] is None for sim in state["sims"])
+    assert len(state["sims"]) == 3
+    assert lab.call("GET", "/v1/sims").status_code == 200
+
+
+def test_admin_sims_update_keeps_other_fields(lab):
+    group_id = lab.create_group("fleet")
+    lab.set_group(1, group_id)
+    response = lab.admin.post("/_lab/sims", json={"sim_id": pi_sim(1)["sim_id"], "online": False})
+    sim = response.get_json()["sims"][0]
+    assert sim["online"] is False
+    assert sim["group_id"] == group_id
+    assert sim["ip"] == pi_sim(1)["ip"]
+
+
+@pytest.mark.parametrize("spec", [
+    {"sim_id": "x1", "imsi": "440103000000099", "ip": "10.213.0.11"},
+    {"sim_id": "x1", "imsi": pi_sim(1)["imsi"]},
+    {"sim_id": "x1", "imsi": "4401"},
+    {"sim_id": "x1", "imsi": "440103000000099", "ip": "not-an-ip"},
+    {"sim_id": "x1", "imsi": "440103000000099", "group_id": "no-such-group"},
+    {"sim_id": "x1", "imsi": "440103000000099", "colour": "red"},
+    {"imsi": "440103000000099"},
+])
+def test_admin_sims_rejects_bad_spec(lab, spec):
+    response = lab.admin.post("/_lab/sims", json=[spec])
+    assert response.status_code == 400
+    assert len(lab.state.snapshot()["sims"]) == 3
+
+
+def test_admin_calls_count_and_clear(lab):
+    lab.call("GET", "/v1/sims")
+    lab.call("GET", "/v1/sims")
+    lab.bootstrap("10.213.0.99")
+    calls = lab.admin.get("/_lab/calls").get_json()
+    assert calls["counts"]["api"]["GET /v1/sims"] == 2
+    assert calls["counts"]["krypton"][f"POST {KRYPTON_PATH}"] == 1
+    assert calls["log"][-1]["status"] == 403
+    assert lab.admin.delete("/_lab/calls").status_code == 204
+    assert lab.admin.get("/_lab/calls").get_json()["counts"] == {}
+
+
+@pytest.mark.parametrize("body", [{"count": 0}, {"count": "5"}, {"count": 5, "prefix": "44a"},
+                                  {"count": 100, "prefix": "44010300000009"}])
+def test_admin_seed_sims_rejects_bad_body(lab, body):
+    assert lab.admin.post("/_lab/seed_sims", json=body).status_code == 400
+
+
+# ============================================================================ Krypton (no AWS)
+
+
+def krypton_group(lab: Lab, parameters: list[dict] | None = None, sim_number: int = 1) -> str:
+    group_id = lab.create_group("krypton")
+    if parameters is not None:
+        assert lab.put_config(group_id, "SoracomKrypton", parameters).status_code == 200
+    lab.set_group(sim_number, group_id)
+    return group_id
+
+
+def test_krypton_unknown_source_is_403(lab):
+    response = lab.bootstrap("192.0.2.10")
+    assert response.status_code == 403
+    assert "SORACOM Air session" in response.get_json()["message"]
+
+
+def test_krypton_offline_sim_is_403(lab):
+    lab.admin.post("/_lab/sims", json={"sim_id": pi_sim(1)["sim_id"], "online": False})
+    assert lab.bootstrap(pi_sim(1)["ip"]).status_code == 403
+
+
+def test_krypton_inactive_sim_is_403(lab):
+    lab.admin.post("/_lab/sims", json={"sim_id": pi_sim(1)["sim_id"], "status": "suspended"})
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 403
+    assert "suspended" in response.get_json()["message"]
+
+
+def test_krypton_sim_without_group_is_403(lab):
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 403
+    assert "does not belong to a group" in response.get_json()["message"]
+
+
+def test_krypton_group_without_namespace_is_403(lab):
+    krypton_group(lab)
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 403
+    assert "no SoracomKrypton configuration" in response.get_json()["message"]
+
+
+def test_krypton_disabled_is_403(lab):
+    parameters = krypton_configuration()
+    parameters[0]["value"] = False
+    krypton_group(lab, parameters)
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 403
+    assert "enabled is not true" in response.get_json()["message"]
+
+
+def test_krypton_missing_aws_iot_is_400(lab):
+    krypton_group(lab, [{"key": "enabled", "value": True}])
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 400
+    assert "SoracomKrypton.AwsIot is missing" in response.get_json()["message"]
+
+
+def test_krypton_incomplete_aws_iot_names_fields(lab):
+    parameters = krypton_configuration()
+    del parameters[1]["value"]["policyName"]
+    del parameters[1]["value"]["host"]
+    krypton_group(lab, parameters)
+    message = lab.bootstrap(pi_sim(1)["ip"]).get_json()["message"]
+    assert "SoracomKrypton.AwsIot.policyName" in message
+    assert "SoracomKrypton.AwsIot.host" in message
+
+
+def test_krypton_missing_credential_set_is_400(lab):
+    krypton_group(lab, krypton_configuration("absent-credentials"))
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 400
+    assert "'absent-credentials'" in response.get_json()["message"]
+    assert "does not exist" in response.get_json()["message"]
+
+
+def test_krypton_wrong_credential_type_is_400(lab):
+    lab.call("POST", "/v1/credentials/psk-1", json={"type": "psk", "credentials": {"key": "k"}})
+    krypton_group(lab, krypton_configuration("psk-1"))
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 400
+    assert "aws-credentials" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("body", [
+    {"requestParameters": {"thingName": "has space"}},
+    {"requestParameters": {"thingName": 7}},
+    {"requestParameters": "pi01"},
+])
+def test_krypton_bad_thing_name_is_400(lab, body):
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    krypton_group(lab, krypton_configuration())
+    assert lab.bootstrap(pi_sim(1)["ip"], body).status_code == 400
+
+
+def test_krypton_unreachable_aws_is_502(lab):
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    krypton_group(lab, krypton_configuration())
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 502
+    assert "DescribeThing" in response.get_json()["message"]
+
+
+def test_krypton_sees_group_change_at_once(lab):
+    group_id = krypton_group(lab, krypton_configuration())
+    assert lab.bootstrap(pi_sim(1)["ip"]).status_code == 400
+    lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/unset_group")
+    assert lab.bootstrap(pi_sim(1)["ip"]).status_code == 403
+    lab.set_group(1, group_id)
+    assert lab.bootstrap(pi_sim(1)["ip"]).status_code == 400
+
+
+def test_krypton_other_paths_are_404(lab):
+    response = lab.krypton.post("/v1/provisioning/aws/cognito/credentials",
+                                environ_base={"REMOTE_ADDR": pi_sim(1)["ip"]})
+    assert response.status_code == 404
+
+
+# ============================================================================ metadata (test client)
+
+
+def metadata_group(lab: Lab, metadata: dict, userdata: str | None = None) -> str:
+    group_id = lab.create_group("metadata")
+    parameters = [{"key": "metadata", "value": metadata}]
+    if userdata is not None:
+        parameters.append({"key": "userdata", "value": userdata})
+    assert lab.put_config(group_id, "SoracomAir", parameters).status_code == 200
+    lab.set_group(2, group_id)
+    return group_id
+
+
+def test_metadata_returns_calling_subscriber(lab):
+    group_id = metadata_group(lab, {"enabled": True})
+    response = lab.read_metadata(pi_sim(2)["ip"])
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["imsi"] == pi_sim(2)["imsi"]
+    assert body["groupId"] == group_id
+    assert body["sessionStatus"]["ueIpAddress"] == pi_sim(2)["ip"]
+
+
+def test_metadata_field_and_userdata(lab):
+    metadata_group(lab, {"enabled": True, "allowOrigin": "http://app.example"}, userdata="firmware=2")
+    imsi = lab.read_metadata(pi_sim(2)["ip"], "/v1/subscriber.imsi")
+    online = lab.read_metadata(pi_sim(2)["ip"], "/v1/subscriber.sessionStatus.online")
+    userdata = lab.read_metadata(pi_sim(2)["ip"], "/v1/userdata")
+    assert imsi.get_data(as_text=True) == pi_sim(2)["imsi"]
+    assert imsi.mimetype == "text/plain"
+    assert imsi.headers["Access-Control-Allow-Origin"] == "http://app.example"
+    assert online.get_json() is True
+    assert userdata.get_data(as_text=True) == "firmware=2"
+    assert lab.read_metadata(pi_sim(2)["ip"], "/v1/subscriber.nothing").status_code == 404
+
+
+def test_metadata_disabled_is_403(lab):
+    metadata_group(lab, {"enabled": False})
+    response = lab.read_metadata(pi_sim(2)["ip"])
+    assert response.status_code == 403
+    assert "not enabled" in response.get_json()["message"]
+
+
+def test_metadata_without_group_is_403(lab):
+    assert lab.read_metadata(pi_sim(2)["ip"]).status_code == 403
+
+
+def test_metadata_unknown_source_is_403(lab):
+    assert lab.read_metadata("192.0.2.20").status_code == 403
+
+
+def test_metadata_write_is_403_when_read_only(lab):
+    metadata_group(lab, {"enabled": True, "readonly": True})
+    assert lab.read_metadata(pi_sim(2)["ip"], "/v1/subscriber/tags", method="PUT").status_code == 403
+
+
+def test_metadata_sees_group_change_at_once(lab):
+    group_id = metadata_group(lab, {"enabled": True})
+    assert lab.read_metadata(pi_sim(2)["ip"]).status_code == 200
+    lab.put_config(group_id, "SoracomAir", [{"key": "metadata", "value": {"enabled": False}}])
+    assert lab.read_metadata(pi_sim(2)["ip"]).status_code == 403
+
+
+# ============================================================================ end to end: server.py + moto
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not return 200 within {STARTUP_TIMEOUT} s, see {log_path}")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """Write a CA and a server certificate for 127.0.0.1 into ``directory`` and return their paths."""
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(name("Test SORACOM Lab CA")).issuer_name(name("Test SORACOM Lab CA"))
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder().subject_name(name("localhost")).issuer_name(ca_cert.subject)
+        .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                    x509.IPAddress(ipaddress.ip_address(HOST))]),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {"ca": directory / "ca.crt", "cert": directory / "server.crt", "key": directory / "server.key"}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    return paths
+
+
+def aws_client(service: str, endpoint: str, keys: tuple[str, str]):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
+
+
+def create_iam_user(iam, name: str, inline_actions: list[str]) -> tuple[str, str]:
+    """Create a user with AWSIoTThingsRegistration plus an inline policy and return its access key."""
+    iam.create_user(UserName=name)
+    iam.attach_user_policy(UserName=name,
+                           PolicyArn="arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration")
+    if inline_actions:
+        iam.put_user_policy(UserName=name, PolicyName="krypton-extra", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": inline_actions, "Resource": "*"}],
+        }))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory):
+    """moto on 127.0.0.1 with IAM enforcement on, an admin, and two Krypton IAM users."""
+    if not MOTO_LAB_SERVER.exists():
+        pytest.skip(f"{MOTO_LAB_SERVER} is missing; stock moto 5.2.5 rejects body-less IoT calls "
+                    "(CreateKeysAndCertificate) with SignatureDoesNotMatch once IAM enforcement is on")
+    directory = tmp_path_factory.mktemp("moto")
+    log_path = directory / "moto.log"
+    port = free_port()
+    endpoint = f"http://{HOST}:{port}"
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        env.pop(name, None)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, str(MOTO_LAB_SERVER), "-H", HOST, "-p", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_http(f"{endpoint}/moto-api/", process, log_path)
+        iam = aws_client("iam", endpoint, ("bootstrap", "bootstrap"))
+        iam.create_user(UserName="lab-admin")
+        iam.attach_user_policy(UserName="lab-admin", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+        admin_key = iam.create_access_key(UserName="lab-admin")["AccessKey"]
+        admin = (admin_key["AccessKeyId"], admin_key["SecretAccessKey"])
+        krypton = create_iam_user(iam, "krypton", ["iot:CreateKeysAndCertificate"])
+        no_certificates = create_iam_user(iam, "krypton-no-certificates", [])
+        aws_client("iot", endpoint, admin).create_policy(policyName=IOT_POLICY, policyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}],
+        }))
+        request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        yield {"endpoint": endpoint, "admin": admin, "krypton": krypton, "no_certificates": no_certificates}
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory, moto_server):
+    """server.py on 127.0.0.1 with free ports, TLS from a throwaway CA, AWS calls to moto."""
+    directory = tmp_path_factory.mktemp("soracom")
+    pki = make_pki(directory)
+    ports = {name: free_port() for name in ("api", "krypton", "metadata", "admin")}
+    log_path = directory / "soracom.log"
+    stderr_path = directory / "stderr.log"
+    command = [sys.executable, str(SERVER)]
+    for name, port in ports.items():
+        command += [f"--{name}", f"{HOST}:{port}"]
+    command += ["--cert", str(pki["cert"]), "--key", str(pki["key"]), "--root-ca", str(pki["ca"]),
+                "--aws-endpoint", moto_server["endpoint"], "--log", str(log_path)]
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(command, stdout=stderr, stderr=subprocess.STDOUT)
+    urls = {name: f"http://{HOST}:{port}" for name, port in ports.items()}
+    urls["api"] = f"https://{HOST}:{ports['api']}"
+    urls["krypton"] = f"https://{HOST}:{ports['krypton']}"
+    try:
+        wait_for_http(f"{urls['admin']}/_lab/state", process, stderr_path)
+        admin_post(urls["admin"], "/_lab/auth_keys",
+                   {"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY, "operatorId": OPERATOR_ID})
+        yield {"urls": urls, "pki": pki, "log": log_path, "process": process, "moto": moto_server}
+    finally:
+        stop_process(process)
+
+
+def admin_post(admin_url: str, path: str, body) -> dict | None:
+    request = urllib.request.Request(f"{admin_url}{path}", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def admin_get(admin_url: str, path: str) -> dict:
+    with urllib.request.urlopen(f"{admin_url}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def request_from(source: str, method: str, url: str, body=None, headers: dict | None = None,
+                 cafile: Path | None = None) -> tuple[int, dict, bytes]:
+    """Send one request with the client socket bound to ``source`` (a 127.0.0.x address)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=str(cafile))
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, context=context,
+                                                 source_address=(source, 0), timeout=30)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, source_address=(source, 0), timeout=30)
+    data = json.dumps(body).encode() if body is not None else None
+    all_headers = {"Content-Type": "application/json"} if data else {}
+    all_headers.update(headers or {})
+    try:
+        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body=data,
+                           headers=all_headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+class ApiSession:
+    """A logged-in SORACOM API client over HTTPS, verifying the test CA."""
+
+    def __init__(self, emulator: dict) -> None:
+        self.url = emulator["urls"]["api"]
+        self.cafile = emulator["pki"]["ca"]
+        status, _, body = self.call("POST", "/v1/auth", {"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY},
+                                    authenticated=False)
+        assert status == 200, body
+        login = json.loads(body)
+        self.headers = {"X-Soracom-API-Key": login["apiKey"], "X-Soracom-Token": login["token"]}
+
+    def call(self, method: str, path: str, body=None, authenticated: bool = True):
+        headers = self.headers if authenticated else {}
+        return request_from(HOST, method, f"{self.url}{path}", body, headers, cafile=self.cafile)
+
+    def json(self, method: str, path: str, body=None, expected: int = 200):
+        status, _, payload = self.call(method, path, body)
+        assert status == expected, payload
+        return json.loads(payload) if payload else None
+
+
+@pytest.fixture(scope="module")
+def e2e(emulator) -> dict:
+    """Two loopback SIMs (127.0.0.2 for Krypton, 127.0.0.3 for metadata) and a logged-in session."""
+    admin_post(emulator["urls"]["admin"], "/_lab/sims", [pi_sim(21, ip="127.0.0.2"), pi_sim(22, ip="127.0.0.3")])
+    return {**emulator, "api": ApiSession(emulator)}
+
+
+@pytest.fixture
+def krypton_setup(e2e):
+    """Create a Krypton group for SIM 21 whose credential set contains the Krypton IAM user's key."""
+    admin_post(e2e["urls"]["admin"], "/_lab/reset", {})
+    api = e2e["api"]
+    credentials_id = f"krypton-{uuid.uuid4().hex[:8]}"
+    access_key_id, secret_access_key = e2e["moto"]["krypton"]
+    api.json("POST", f"/v1/credentials/{credentials_id}", {
+        "type": "aws-credentials",
+        "credentials": {"accessKeyId": access_key_id, "secretAccessKey": secret_access_key},
+    }, expected=201)
+    group = api.json("POST", "/v1/groups", {"tags": {"name": "krypton-e2e"}}, expected=201)
+    prefix = f"e2e{uuid.uuid4().hex[:6]}"
+    api.json("PUT", f"/v1/groups/{group['groupId']}/configuration/SoracomKrypton",
+             krypton_configuration(credentials_id, thingNamePattern=f"{prefix}-$imsi"))
+    api.json("POST", f"/v1/sims/{pi_sim(21)['sim_id']}/set_group", {"groupId": group["groupId"]})
+    return {"group_id": group["groupId"], "credentials_id": credentials_id, "prefix": prefix}
+
+
+def bootstrap_from(e2e: dict, source: str = "127.0.0.2", body=None):
+    status, _, payload = request_from(source, "POST", f"{e2e['urls']['krypton']}{KRYPTON_PATH}", body,
+                                      cafile=e2e["pki"]["ca"])
+    return status, json.loads(payload)
+
+
+def test_e2e_krypton_happy_path(e2e, krypton_setup):
+    status, body = bootstrap_from(e2e)
+    thing_name = f"{krypton_setup['prefix']}-{pi_sim(21)['imsi']}"
+    assert status == 200, body
+    assert set(body) == {"certificate", "privateKey", "rootCaCertificate", "host", "clientId", "region"}
+    assert body["clientId"] == thing_name
+    assert body["host"] == ATS_HOST
+    assert body["region"] == REGION
+    assert body["rootCaCertificate"] == e2e["pki"]["ca"].read_text()
+    certificate = x509.load_pem_x509_certificate(body["certificate"].encode())
+    private_key = serialization.load_pem_private_key(body["privateKey"].encode(), password=None)
+    assert certificate.public_key().public_numbers() == private_key.public_key().public_numbers()
+
+    iot = aws_client("iot", e2e["moto"]["endpoint"], e2e["moto"]["admin"])
+    principals = iot.list_thing_principals(thingName=thing_name)["principals"]
+    assert len(principals) == 1
+    policies = iot.list_attached_policies(target=principals[0])["policies"]
+    assert [policy["policyName"] for policy in policies] == [IOT_POLICY]
+    description = iot.describe_certificate(certificateId=principals[0].rsplit("/", 1)[1])
+    assert description["certificateDescription"]["status"] == "ACTIVE"
+
+
+def test_e2e_krypton_second_call_reuses_thing(e2e, krypton_setup):
+    first_status, first = bootstrap_from(e2e)
+    second_status, second = bootstrap_from(e2e)
+    thing_name = first["clientId"]
+    iot = aws_client("iot", e2e["moto"]["endpoint"], e2e["moto"]["admin"])
+    things = [thing for thing in iot.list_things()["things"] if thing["thingName"] == thing_name]
+    assert first_status == 200
+    assert second_status == 200
+    assert first["certificate"] != second["certificate"]
+    assert len(things) == 1
+    assert len(iot.list_thing_principals(thingName=thing_name)["principals"]) == 2
+
+
+def test_e2e_krypton_thing_name_from_request(e2e, krypton_setup):
+    thing_name = f"{krypton_setup['prefix']}-custom"
+    status, body = bootstrap_from(e2e, body={"requestParameters": {"thingName": thing_name}})
+    assert status == 200, body
+    assert body["clientId"] == thing_name
+
+
+def test_e2e_krypton_access_denied_reported(e2e, krypton_setup):
+    api = e2e["api"]
+    access_key_id, secret_access_key = e2e["moto"]["no_certificates"]
+    api.json("PUT", f"/v1/credentials/{krypton_setup['credentials_id']}", {
+        "type": "aws-credentials",
+        "credentials": {"accessKeyId": access_key_id, "secretAccessKey": secret_access_key},
+    })
+    status, body = bootstrap_from(e2e)
+    assert status == 403
+    assert "CreateKeysAndCertificate" in body["message"]
+    assert "AccessDenied" in body["message"]
+
+
+def test_e2e_krypton_unknown_policy_is_reported(e2e, krypton_setup):
+    api = e2e["api"]
+    settings = krypton_configuration(krypton_setup["credentials_id"], policyName="no-such-policy",
+                                     thingNamePattern=f"{krypton_setup['prefix']}-$imsi")
+    api.json("PUT", f"/v1/groups/{krypton_setup['group_id']}/configuration/SoracomKrypton", settings)
+    status, body = bootstrap_from(e2e)
+    assert status == 404
+    assert "AttachPolicy" in body["message"]
+    assert "ResourceNotFoundException" in body["message"]
+
+
+def test_e2e_krypton_parallel_bootstraps(e2e, krypton_setup):
+    numbers = range(31, 36)
+    admin_post(e2e["urls"]["admin"], "/_lab/sims", [pi_sim(number, ip=f"127.0.0.{number}") for number in numbers])
+    for number in numbers:
+        e2e["api"].json("POST", f"/v1/sims/{pi_sim(number)['sim_id']}/set_group",
+                        {"groupId": krypton_setup["group_id"]})
+    with concurrent.futures.ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(pool.map(lambda number: bootstrap_from(e2e, source=f"127.0.0.{number}"), numbers))
+    statuses = [status for status, _ in results]
+    client_ids = {body["clientId"] for _, body in results}
+    assert statuses == [200] * 5
+    assert client_ids == {f"{krypton_setup['prefix']}-{pi_sim(number)['imsi']}" for number in numbers}
+
+
+def test_e2e_krypton_unknown_source_is_403(e2e, krypton_setup):
+    status, body = bootstrap_from(e2e, source="127.0.0.9")
+    assert status == 403
+    assert "127.0.0.9" in body["message"]
+
+
+def test_e2e_krypton_calls_are_counted(e2e, krypton_setup):
+    admin_url = e2e["urls"]["admin"]
+    urllib.request.urlopen(urllib.request.Request(f"{admin_url}/_lab/calls", method="DELETE"), timeout=5)
+    bootstrap_from(e2e)
+    bootstrap_from(e2e, source="127.0.0.9")
+    calls = admin_get(admin_url, "/_lab/calls")
+    assert calls["counts"]["krypton"][f"POST {KRYPTON_PATH}"] == 2
+    assert [entry["status"] for entry in calls["log"] if entry["service"] == "krypton"] == [200, 403]
+
+
+def test_e2e_credential_last_used_is_set(e2e, krypton_setup):
+    bootstrap_from(e2e)
+    credentials = e2e["api"].json("GET", "/v1/credentials")
+    assert "lastUsedDateTime" in credentials[0]
+
+
+def test_e2e_metadata_over_http(e2e):
+    api = e2e["api"]
+    admin_post(e2e["urls"]["admin"], "/_lab/reset", {})
+    group = api.json("POST", "/v1/groups", {"tags": {"name": "metadata-e2e"}}, expected=201)
+    api.json("PUT", f"/v1/groups/{group['groupId']}/configuration/SoracomAir",
+             [{"key": "metadata", "value": {"enabled": True, "readonly": True}}])
+    api.json("POST", f"/v1/subscribers/{pi_sim(22)['imsi']}/set_group", {"groupId": group["groupId"]})
+    url = f"{e2e['urls']['metadata']}/v1/subscriber"
+    status, _, payload = request_from("127.0.0.3", "GET", url)
+    assert status == 200
+    assert json.loads(payload)["imsi"] == pi_sim(22)["imsi"]
+    status, _, payload = request_from("127.0.0.3", "GET", f"{url}.imsi")
+    assert payload.decode() == pi_sim(22)["imsi"]
+    api.json("POST", f"/v1/subscribers/{pi_sim(22)['imsi']}/unset_group")
+    status, _, _ = request_from("127.0.0.3", "GET", url)
+    assert status == 403
+
+
+def test_e2e_api_rejects_untrusted_tls(e2e):
+    context = ssl.create_default_context()
+    with pytest.raises(urllib.error.URLError) as raised:
+        with urllib.request.urlopen(f"{e2e['urls']['api']}/v1/sims", context=context, timeout=5):
+            pass
+    assert isinstance(raised.value.reason, ssl.SSLCertVerificationError)
+
+
+def test_e2e_silent_client_does_not_block_api(e2e):
+    silent = socket.create_connection((HOST, int(urlsplit(e2e["urls"]["api"]).port)), timeout=5)
+    try:
+        status, _, _ = e2e["api"].call("GET", "/v1/sims")
+        assert status == 200
+    finally:
+        silent.close()
+
+
+def test_e2e_log_has_requests_without_secrets(e2e, krypton_setup):
+    bootstrap_from(e2e)
+    log = e2e["log"].read_text()
+    state = admin_get(e2e["urls"]["admin"], "/_lab/state")
+    secret = e2e["moto"]["krypton"][1]
+    assert f"krypton 127.0.0.2 POST {KRYPTON_PATH} 200" in log
+    assert f"imsi={pi_sim(21)['imsi']}" in log
+    assert AUTH_KEY not in log
+    assert secret not in log
+    assert e2e["api"].headers["X-Soracom-Token"] not in log
+    assert "PRIVATE KEY" not in log
+    assert state["credentials"][0]["credentials"]["secretAccessKey"] == secret
+
+
+# ============================================================================ command line
+
+
+@pytest.mark.parametrize("endpoint", ["http://203.0.113.5:5000", "https://aws.example.com", "ftp://127.0.0.1"])
+def test_cli_rejects_aws_endpoint_outside_lab(tmp_path, endpoint):
+    command = [sys.executable, str(SERVER), "--api", "127.0.0.1:1", "--krypton", "127.0.0.1:2",
+               "--metadata", "127.0.0.1:3", "--admin", "127.0.0.1:4", "--cert", "c", "--key", "k",
+               "--root-ca", "r", "--aws-endpoint", endpoint, "--log", str(tmp_path / "log")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--aws-endpoint" in result.stderr
