@@ -1,0 +1,125 @@
+"""provision.yml on the lab: two runs, the state they leave, and bad input.
+
+These tests run inside the lab (`make e2e`, which uses `labctl exec`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+
+import boto3
+import pytest
+
+import demo
+import labapi
+
+
+@pytest.fixture(scope="module")
+def provisioned(lab):
+    labapi.reset_lab()
+    first = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    calls_after_first = labapi.krypton_calls()
+    second = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    return {"first": first, "second": second, "calls_after_first": calls_after_first}
+
+
+def test_first_run_provisions_every_pi(lab, provisioned):
+    first = provisioned["first"]
+    assert demo.check_first_run(lab, first) == [], first.stdout[-4000:]
+    assert provisioned["calls_after_first"] == len(lab["pis"])
+
+
+def test_second_run_changes_nothing(lab, provisioned):
+    second = provisioned["second"]
+    assert demo.check_second_run(lab, second, provisioned["calls_after_first"]) == [], second.stdout[-4000:]
+
+
+def test_one_active_certificate_per_pi(lab, provisioned):
+    assert demo.check_certificates(lab) == []
+
+
+def test_pi_files_on_disk(lab, provisioned):
+    for pi in lab["pis"]:
+        result = labapi.ssh(pi, "stat -c '%a %U %n' /etc/soracom/krypton/*")
+        assert result.returncode == 0, result.stderr
+        modes = dict(reversed(line.split(" ", 2)[::2]) for line in result.stdout.splitlines())
+        assert modes["/etc/soracom/krypton/private.key"] == "600"
+        assert modes["/etc/soracom/krypton/certificate.pem"] == "644"
+
+
+def fetch_pi_files(pi: dict, directory: str) -> None:
+    for name in ("certificate.pem", "private.key", "root-ca.pem"):
+        result = labapi.ssh(pi, f"cat /etc/soracom/krypton/{name}")
+        assert result.returncode == 0, result.stderr
+        path = os.path.join(directory, name)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(result.stdout)
+
+
+def mosquitto_publish(lab: dict, thing: str, directory: str) -> int:
+    command = [
+        "mosquitto_pub", "-h", lab["iot"]["ats_host"], "-p", "8883",
+        "--cafile", os.path.join(directory, "root-ca.pem"),
+        "--cert", os.path.join(directory, "certificate.pem"),
+        "--key", os.path.join(directory, "private.key"),
+        "-i", thing, "-t", f"krypton/{thing}/e2e", "-m", "hello", "-q", "1",
+    ]
+    return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
+
+
+def test_publish_refused_once_inactive(lab, provisioned):
+    pi = lab["pis"][0]
+    thing = pi["thing_name"]
+    iot = boto3.client("iot")
+    certificate_id = labapi.active_certificates_by_thing()[thing][0]
+    with tempfile.TemporaryDirectory() as directory:
+        fetch_pi_files(pi, directory)
+        assert mosquitto_publish(lab, thing, directory) == 0
+
+        iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
+        try:
+            deadline = time.monotonic() + 2.5
+            refused = False
+            while time.monotonic() < deadline:
+                if mosquitto_publish(lab, thing, directory) != 0:
+                    refused = True
+                    break
+                time.sleep(0.2)
+            assert refused, "the broker still accepted an INACTIVE certificate after 2.5 s"
+        finally:
+            iot.update_certificate(certificateId=certificate_id, newStatus="ACTIVE")
+
+
+def lab_state_snapshot() -> tuple:
+    state = labapi.get_json(labapi.SORACOM_ADMIN + "/_lab/state")
+    iot = boto3.client("iot")
+    policies = sorted(policy["policyName"] for policy in iot.list_policies()["policies"])
+    users = sorted(user["UserName"] for user in boto3.client("iam").list_users()["Users"])
+    certificates = sorted(c["certificateId"] for c in iot.list_certificates()["certificates"])
+    return state, policies, users, certificates
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ({"cloud_thing_name_pattern": "pi-without-imsi"}, "cloud_thing_name_pattern must contain $imsi"),
+        ({"cloud_sim_imsis": ["44010300000001"]}, "not 15 digits: 44010300000001"),
+        ({"cloud_aws_region": "ap-nowhere-9"}, "ap-nowhere-9"),
+        ({"cloud_soracom_auth_key": "secret-wrong"}, "SORACOM"),
+    ],
+    ids=["pattern-without-imsi", "short-imsi", "unknown-region", "wrong-auth-key"],
+)
+def test_bad_input_changes_nothing(lab, provisioned, extra_vars, message):
+    import json
+
+    before = lab_state_snapshot()
+    result = labapi.run_playbook(
+        "playbooks/provision.yml", "--limit", "localhost", "-e", json.dumps(extra_vars), echo=False
+    )
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert "secret-wrong" not in result.stdout
+    assert lab_state_snapshot() == before
