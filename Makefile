@@ -58,8 +58,9 @@ demo: setup
 unit: setup
 	cd $(COLL) && $(ANSIBLE_TEST) units $(ANSIBLE_TEST_ARGS)
 
+# The lab's own components and the playbooks' checks that need no lab.
 lab-unit: setup
-	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/lab
+	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/lab $(REPO)/tests/playbooks
 
 sanity: setup
 	cd $(COLL) && $(ANSIBLE_TEST) sanity $(ANSIBLE_TEST_ARGS)

@@ -24,7 +24,9 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Takes part in the C(soracom.krypton.soracom) action group, so C(module_defaults) for C(group/soracom.krypton.soracom) sets its SORACOM connection options.
+    description:
+      - Takes part in the C(soracom.krypton.soracom) action group, so C(module_defaults) for
+        C(group/soracom.krypton.soracom) sets its SORACOM connection options.
     support: full
     membership:
       - soracom.krypton.soracom
@@ -34,7 +36,9 @@ attributes:
 options: {}
 attributes:
   action_group:
-    description: Takes part in the C(soracom.krypton.aws) action group, so C(module_defaults) for C(group/soracom.krypton.aws) sets its AWS connection options.
+    description:
+      - Takes part in the C(soracom.krypton.aws) action group, so C(module_defaults) for
+        C(group/soracom.krypton.aws) sets its AWS connection options.
     support: full
     membership:
       - soracom.krypton.aws

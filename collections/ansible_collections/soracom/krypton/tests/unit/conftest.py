@@ -1,8 +1,7 @@
 """Make the collection importable when pytest runs without ansible-test."""
+import importlib.util
 import sys
 from pathlib import Path
 
-try:
-    import ansible_collections.soracom.krypton  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("ansible_collections.soracom") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[5]))

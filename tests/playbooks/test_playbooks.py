@@ -1,0 +1,42 @@
+"""Checks of the playbooks and the example inventory that need no lab."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = REPO / ".venv" / "bin"
+ENV = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+
+
+def run(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, env=ENV, text=True, capture_output=True, timeout=120, **kwargs)
+
+
+def test_provision_syntax():
+    result = run(str(BIN / "ansible-playbook"), "-i", "inventory/example", "--syntax-check", "playbooks/provision.yml")
+    assert result.returncode == 0, result.stderr
+
+
+def test_example_inventory_with_vault(tmp_path):
+    password_file = tmp_path / "vault-password"
+    password_file.write_text("krypton-example\n")
+    result = run(
+        str(BIN / "ansible-inventory"), "-i", "inventory/example", "--vault-password-file", str(password_file),
+        "--list",
+    )
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    pis = inventory["pis"]["hosts"]
+    assert len(pis) == 3
+    for host in pis:
+        variables = inventory["_meta"]["hostvars"][host]
+        assert "soracom_imsi" in variables or "soracom_sim_id" in variables
+        assert variables["vault_soracom_auth_key_id"].startswith("keyId-")
+
+
+def test_example_vault_is_encrypted():
+    text = (REPO / "inventory" / "example" / "group_vars" / "all" / "vault.yml").read_text()
+    assert text.startswith("$ANSIBLE_VAULT;1.1;AES256")
