@@ -132,3 +132,23 @@ def test_bad_input_changes_nothing(lab, provisioned, extra_vars, message):
     # The cloud play failed, so no Pi was touched.
     assert "PLAY [Bootstrap and verify every Pi]" not in result.stdout
     assert lab_state_snapshot() == before
+
+
+def test_check_mode_on_new_names_changes_nothing(lab, provisioned):
+    import json
+
+    fresh = {
+        "cloud_group_name": "check-mode-group",
+        "cloud_iam_user_name": "check-mode-user",
+        "cloud_credential_id": "check-mode-credentials",
+        "cloud_iot_policy_name": "check-mode-policy",
+    }
+    before = lab_state_snapshot()
+    calls_before = labapi.krypton_calls()
+    result = labapi.run_playbook("playbooks/provision.yml", "--check", "--diff", "-e", json.dumps(fresh), echo=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    recap = labapi.parse_recap(result.stdout)
+    # Policy, IAM user, credential set, group, Krypton configuration and SIMs.
+    assert recap["localhost"]["changed"] == 6
+    assert lab_state_snapshot() == before
+    assert labapi.krypton_calls() == calls_before

@@ -40,3 +40,27 @@ def test_example_inventory_with_vault(tmp_path):
 def test_example_vault_is_encrypted():
     text = (REPO / "inventory" / "example" / "group_vars" / "all" / "vault.yml").read_text()
     assert text.startswith("$ANSIBLE_VAULT;1.1;AES256")
+
+
+MODULES = sorted(
+    path.stem for path in (REPO / "collections/ansible_collections/soracom/krypton/plugins/modules").glob("*.py")
+)
+
+
+def test_module_list_is_complete():
+    assert len(MODULES) == 12
+
+
+def test_ansible_doc_renders_every_module():
+    for module in MODULES:
+        result = run(str(BIN / "ansible-doc"), f"soracom.krypton.{module}")
+        assert result.returncode == 0, f"{module}: {result.stderr}"
+        assert "EXAMPLES:" in result.stdout, module
+        assert "RETURN VALUES:" in result.stdout, module
+
+
+def test_ansible_doc_renders_roles():
+    for role in ("cloud", "device"):
+        result = run(str(BIN / "ansible-doc"), "-t", "role", f"soracom.krypton.{role}")
+        assert result.returncode == 0, f"{role}: {result.stderr}"
+        assert "ENTRY POINT: *main*" in result.stdout
