@@ -161,8 +161,8 @@ credential:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_credentials import manage_credential
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_credential,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

@@ -91,8 +91,8 @@ credentials:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_credentials import manage_credential_info
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_credential_info,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

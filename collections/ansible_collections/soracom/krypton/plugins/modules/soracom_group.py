@@ -122,8 +122,8 @@ group:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_groups import manage_group
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_group,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

@@ -172,8 +172,8 @@ config:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_groups import manage_krypton_config
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_krypton_config,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

@@ -137,8 +137,8 @@ sims:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_sims import manage_sim
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_sim,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

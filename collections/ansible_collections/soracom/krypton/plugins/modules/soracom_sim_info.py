@@ -129,8 +129,8 @@ sims:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.soracom.krypton.plugins.module_utils._soracom_sims import manage_sim_info
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
-    manage_sim_info,
     run_module,
     soracom_argument_spec,
     soracom_module_kwargs,

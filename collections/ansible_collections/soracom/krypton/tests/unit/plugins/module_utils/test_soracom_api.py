@@ -16,6 +16,8 @@ from urllib.error import HTTPError, URLError
 import pytest
 
 from ansible_collections.soracom.krypton.plugins.module_utils import _soracom_api as api
+from ansible_collections.soracom.krypton.plugins.module_utils import _soracom_groups as groups
+from ansible_collections.soracom.krypton.plugins.module_utils import _soracom_sims as sims
 from ansible_collections.soracom.krypton.plugins.module_utils._soracom_api import (
     RetryReporter,
     RunContext,
@@ -631,7 +633,7 @@ def aws_iot(**overrides):
 
 def test_validate_aws_iot_accepts_lab_values():
     warnings = []
-    api.validate_aws_iot(aws_iot(), warnings.append)
+    groups.validate_aws_iot(aws_iot(), warnings.append)
     assert warnings == []
 
 
@@ -646,19 +648,20 @@ def test_validate_aws_iot_accepts_lab_values():
 ])
 def test_validate_aws_iot_rejects(overrides, message):
     with pytest.raises(SoracomError, match=message):
-        api.validate_aws_iot(aws_iot(**overrides), lambda message: None)
+        groups.validate_aws_iot(aws_iot(**overrides), lambda message: None)
 
 
 def test_validate_aws_iot_warns_on_legacy_host():
     warnings = []
-    api.validate_aws_iot(aws_iot(host="a2labkrypton00.iot.ap-northeast-1.amazonaws.com"), warnings.append)
+    groups.validate_aws_iot(aws_iot(host="a2labkrypton00.iot.ap-northeast-1.amazonaws.com"), warnings.append)
     assert len(warnings) == 1
     assert "not an ATS endpoint" in warnings[0]
 
 
 def test_validate_aws_iot_accepts_china_host():
-    api.validate_aws_iot(aws_iot(region="cn-north-1", host="abc123-ats.iot.cn-north-1.amazonaws.com.cn"),
-                         lambda message: None)
+    groups.validate_aws_iot(
+        aws_iot(region="cn-north-1", host="abc123-ats.iot.cn-north-1.amazonaws.com.cn"), lambda message: None
+    )
 
 
 @pytest.mark.parametrize("region, valid", [
@@ -666,17 +669,17 @@ def test_validate_aws_iot_accepts_china_host():
     ("ap-northeast", False), ("Tokyo", False), ("xx-east-1", False),
 ])
 def test_region_pattern_without_botocore(monkeypatch, region, valid):
-    monkeypatch.setattr(api, "HAS_BOTOCORE", False)
+    monkeypatch.setattr(groups, "HAS_BOTOCORE", False)
     if valid:
-        api.validate_region(region)
+        groups.validate_region(region)
     else:
         with pytest.raises(SoracomError, match="is not an AWS region name"):
-            api.validate_region(region)
+            groups.validate_region(region)
 
 
 def test_validate_sim_identifiers_lists_all():
     with pytest.raises(SoracomError) as excinfo:
-        api.validate_sim_identifiers(["44010300000001", "440103000000001", "abc"], ["8981100000000000001", "123"])
+        sims.validate_sim_identifiers(["44010300000001", "440103000000001", "abc"], ["8981100000000000001", "123"])
     message = excinfo.value.message
     assert "IMSIs must be exactly 15 digits: '44010300000001', 'abc'" in message
     assert "SIM IDs must be 18 to 20 digits: '123'" in message
@@ -699,7 +702,7 @@ def test_describe_sim_from_profiles():
         "tags": {"name": "pi01"},
         "sessionStatus": {"online": True, "ueIpAddress": "10.213.0.11"},
     }
-    described = api.describe_sim(sim)
+    described = sims.describe_sim(sim)
     assert described["imsi"] == "440103000000001"
     assert described["imsis"] == ["440103000000001", "295050000000001"]
     assert described["iccid"] == "8981100000000000001"
@@ -708,7 +711,7 @@ def test_describe_sim_from_profiles():
 
 
 def test_describe_sim_flat_fields():
-    described = api.describe_sim({"simId": "1", "imsi": "440103000000009", "iccid": "89811", "status": "ready"})
+    described = sims.describe_sim({"simId": "1", "imsi": "440103000000009", "iccid": "89811", "status": "ready"})
     assert described["imsi"] == "440103000000009"
     assert described["imsis"] == ["440103000000009"]
     assert described["iccid"] == "89811"
