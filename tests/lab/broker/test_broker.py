@@ -3,6 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Tests for the lab's AWS IoT Core stand-in broker, run against tests/lab/aws/moto_lab_server.py on 127.0.0.1.
 
+Certificates get the policy ALLOW_ALL unless a test attaches other policies, because the broker
+authorizes every action with the AWS IoT policies attached to the client certificate.
+
 Run: .venv/bin/pytest tests/lab/broker
 Needs the mosquitto_pub command (Debian package mosquitto-clients) for the stock-client test.
 """
@@ -43,6 +46,10 @@ import mqtt_codec  # noqa: E402  (needs BROKER_DIR on sys.path)
 
 REGION = "ap-northeast-1"
 HOST = "127.0.0.1"
+# moto's default account.
+ARN_PREFIX = f"arn:aws:iot:{REGION}:123456789012"
+THING_NAME_VARIABLE = "${iot:Connection.Thing.ThingName}"
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
 # The broker re-checks open connections this often, so tests of deactivation stay short.
 RECHECK_INTERVAL = 1.0
 STARTUP_TIMEOUT = 20.0
@@ -150,10 +157,11 @@ def write_pem(path: Path, certificate=None, key=None) -> Path:
 
 
 class DeviceCredentials:
-    def __init__(self, certificate_id: str, cert_path: Path, key_path: Path) -> None:
+    def __init__(self, certificate_id: str, cert_path: Path, key_path: Path, certificate_arn: str | None = None) -> None:
         self.certificate_id = certificate_id
         self.cert_path = cert_path
         self.key_path = key_path
+        self.certificate_arn = certificate_arn
 
 
 class MqttClient:
@@ -356,7 +364,9 @@ def aws(pki, tmp_path_factory):
 
 
 class BrokerProcess:
-    def __init__(self, pki: Pki, aws: AwsStandIn, directory: Path, secret_key: str | None = None) -> None:
+    def __init__(
+        self, pki: Pki, aws: AwsStandIn, directory: Path, secret_key: str | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.admin_port = free_port()
         self.admin_url = f"http://{HOST}:{self.admin_port}"
@@ -378,6 +388,7 @@ class BrokerProcess:
                     "--admin", f"{HOST}:{self.admin_port}",
                     "--log", str(self.log_path),
                     "--recheck-interval", str(RECHECK_INTERVAL),
+                    *extra_args,
                 ],
                 stdout=subprocess.DEVNULL, stderr=stderr_file, env=env,
             )
@@ -403,19 +414,47 @@ def broker(pki, aws, tmp_path_factory):
     assert "stopped" in process.log()
 
 
-@pytest.fixture
-def make_device(aws, tmp_path):
-    """Create an ACTIVE certificate in the AWS stand-in and write its files."""
+@pytest.fixture(scope="module")
+def allow_all_policy(aws) -> str:
+    aws.iot.create_policy(policyName="broker-test-allow-all", policyDocument=json.dumps(ALLOW_ALL))
+    return "broker-test-allow-all"
 
-    def create(active: bool = True) -> DeviceCredentials:
+
+@pytest.fixture
+def make_policy(aws):
+    """Create an AWS IoT policy with a unique name and return the name."""
+
+    def create(document: dict) -> str:
+        policy_name = unique_id("policy")
+        aws.iot.create_policy(policyName=policy_name, policyDocument=json.dumps(document))
+        return policy_name
+
+    return create
+
+
+@pytest.fixture
+def make_device(aws, tmp_path, allow_all_policy):
+    """Create a certificate in the AWS stand-in, attach policies and a thing to it, and write its files.
+
+    The certificate is ACTIVE unless active is False, and gets the ALLOW_ALL policy unless
+    policies names others. With thing set, a thing of that name is created and attached.
+    """
+
+    def create(active: bool = True, policies: tuple[str, ...] | None = None, thing: str | None = None) -> DeviceCredentials:
         response = aws.iot.create_keys_and_certificate(setAsActive=active)
         certificate_id = response["certificateId"]
+        certificate_arn = response["certificateArn"]
+        for policy_name in (allow_all_policy,) if policies is None else policies:
+            aws.iot.attach_policy(policyName=policy_name, target=certificate_arn)
+        if thing is not None:
+            aws.iot.create_thing(thingName=thing)
+            aws.iot.attach_thing_principal(thingName=thing, principal=certificate_arn)
         cert_path = tmp_path / f"{certificate_id}.crt"
         cert_path.write_text(response["certificatePem"])
         key_path = tmp_path / f"{certificate_id}.key"
         key_path.write_text(response["keyPair"]["PrivateKey"])
         key_path.chmod(0o600)
-        return DeviceCredentials(certificate_id, cert_path, key_path)
+        return DeviceCredentials(certificate_id, cert_path, key_path, certificate_arn)
 
     return create
 
@@ -737,6 +776,241 @@ def test_admin_api_messages_delete(broker, make_device, clients):
     with pytest.raises(urllib.error.HTTPError) as missing:
         http_json("GET", f"{broker.admin_url}/_lab/nothing")
     assert missing.value.code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS IoT policy authorization
+
+
+def thing_scoped_policy() -> dict:
+    """Return a policy that allows the thing name as client id and topics under lab/<thing name>/."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN_PREFIX}:client/{THING_NAME_VARIABLE}"},
+            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{ARN_PREFIX}:topic/lab/{THING_NAME_VARIABLE}/*"},
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{ARN_PREFIX}:topicfilter/lab/{THING_NAME_VARIABLE}/*"},
+        ],
+    }
+
+
+def wait_for_log(broker, text: str, timeout: float = 2.0) -> bool:
+    return wait_until(lambda: text in broker.log(), timeout)
+
+
+def test_thing_policy_other_client_id_refused(broker, make_device, make_policy, clients):
+    thing = unique_id("thing")
+    device = make_device(policies=(make_policy(thing_scoped_policy()),), thing=thing)
+    other_id = unique_id("other")
+    client = clients(broker, device, other_id)
+    assert not client.wait_connack()
+    assert client.connack_reason is None, "a client id the policy does not allow must get no CONNACK"
+    assert wait_for_log(broker, f"denied client_id='{other_id}' action=iot:Connect resource={ARN_PREFIX}:client/{other_id}:")
+    assert f"no thing named '{other_id}' is attached to the certificate" in broker.log()
+    assert f"refused peer={HOST}" in broker.log()
+
+
+def test_thing_policy_thing_name_accepted(broker, make_device, make_policy, clients):
+    thing = unique_id("thing")
+    device = make_device(policies=(make_policy(thing_scoped_policy()),), thing=thing)
+    client = clients(broker, device, thing)
+    assert client.wait_connack()
+    info = client.client.publish(f"lab/{thing}/hello", b"x", qos=1)
+    info.wait_for_publish(timeout=5)
+    assert info.is_published(), "no PUBACK for a topic the policy allows"
+    assert [m["topic"] for m in broker.messages(client_id=thing)] == [f"lab/{thing}/hello"]
+
+
+def test_thing_policy_without_attached_thing_refused(broker, make_device, make_policy, clients):
+    thing = unique_id("thing")
+    device = make_device(policies=(make_policy(thing_scoped_policy()),))
+    client = clients(broker, device, thing)
+    assert not client.wait_connack()
+    assert wait_for_log(broker, f"no thing named '{thing}' is attached to the certificate")
+
+
+def test_publish_outside_policy_closes(broker, make_device, make_policy, clients):
+    thing = unique_id("thing")
+    device = make_device(policies=(make_policy(thing_scoped_policy()),), thing=thing)
+    client = clients(broker, device, thing)
+    assert client.wait_connack()
+    client.client.publish(f"lab/{thing}/ok", b"allowed", qos=1).wait_for_publish(timeout=5)
+
+    info = client.client.publish("lab/elsewhere/x", b"denied", qos=1)
+    assert client.disconnected.wait(5), "a PUBLISH the policy does not allow must close the connection"
+    assert not info.is_published(), "a denied PUBLISH must get no PUBACK"
+    assert broker.messages(topic="lab/elsewhere/x") == []
+    log = broker.log()
+    assert f"denied client_id='{thing}' action=iot:Publish resource={ARN_PREFIX}:topic/lab/elsewhere/x:" in log
+    assert "PUBLISH to 'lab/elsewhere/x' not authorized" in log
+
+
+def test_subscribe_outside_policy_suback_0x80(broker, make_device, make_policy):
+    thing = unique_id("thing")
+    connection = RawMqttConnection(broker, make_device(policies=(make_policy(thing_scoped_policy()),), thing=thing))
+    try:
+        assert connection.connect(thing) == b"\x20\x02\x00\x00"
+        body = struct.pack("!H", 7)
+        body += mqtt_codec.encode_string(f"lab/{thing}/#") + b"\x01"
+        body += mqtt_codec.encode_string("lab/#") + b"\x00"
+        connection.send(mqtt_codec.encode_packet(mqtt_codec.PacketType.SUBSCRIBE, 0b0010, body))
+        assert connection.read_packet() == b"\x90\x04\x00\x07\x01\x80"
+        # The connection stays open after a refused filter, with only the allowed subscription.
+        connection.send(b"\xc0\x00")
+        assert connection.read_packet() == b"\xd0\x00"
+        subscriptions = [c["subscriptions"] for c in broker.connections() if c["client_id"] == thing]
+        assert subscriptions == [[{"topic_filter": f"lab/{thing}/#", "qos": 1}]]
+    finally:
+        connection.close()
+    assert f"denied client_id='{thing}' action=iot:Subscribe resource={ARN_PREFIX}:topicfilter/lab/#:" in broker.log()
+
+
+def test_deny_overrides_allow(broker, make_device, make_policy, allow_all_policy, clients):
+    deny_secret = make_policy({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{ARN_PREFIX}:topic/lab/secret/*"}],
+    })
+    subscriber_id = unique_id("denied")
+    subscriber = clients(broker, make_device(policies=(allow_all_policy, deny_secret)), subscriber_id)
+    assert subscriber.wait_connack()
+    subscriber.client.subscribe("lab/#", qos=1)
+    assert subscriber.subscribed.wait(5)
+
+    publisher = clients(broker, make_device(), unique_id("allowed"))
+    assert publisher.wait_connack()
+    # The broker handles one client's packets in order, so the public message arrives after the
+    # secret one was denied.
+    publisher.client.publish("lab/secret/x", b"secret", qos=1).wait_for_publish(timeout=5)
+    publisher.client.publish("lab/public/x", b"public", qos=1).wait_for_publish(timeout=5)
+    assert subscriber.message_received.wait(5)
+    assert [m.topic for m in subscriber.messages] == ["lab/public/x"]
+    expected = (
+        f"denied client_id='{subscriber_id}' action=iot:Receive resource={ARN_PREFIX}:topic/lab/secret/x: "
+        f"explicitly denied by policy '{deny_secret}' Statement[0]"
+    )
+    assert expected in broker.log()
+
+    subscriber.client.publish("lab/secret/y", b"x", qos=1)
+    assert subscriber.disconnected.wait(5), "Deny must win over the Allow of the other policy"
+    assert f"action=iot:Publish resource={ARN_PREFIX}:topic/lab/secret/y: explicitly denied" in broker.log()
+
+
+def test_policy_change_applies_within_2s(broker, aws, make_device, make_policy, clients):
+    policy_name = make_policy(ALLOW_ALL)
+    device = make_device(policies=(policy_name,))
+    client = clients(broker, device, unique_id("change"))
+    assert client.wait_connack()
+    client.client.publish("lab/any/before", b"x", qos=1).wait_for_publish(timeout=5)
+
+    narrower = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN_PREFIX}:topic/lab/allowed/*"},
+        ],
+    }
+    aws.iot.create_policy_version(policyName=policy_name, policyDocument=json.dumps(narrower), setAsDefault=True)
+    changed_at = time.monotonic()
+    # The broker caches a certificate's policies for at most 1 s.
+    time.sleep(1.1)
+    info = client.client.publish("lab/allowed/x", b"x", qos=1)
+    info.wait_for_publish(timeout=5)
+    assert info.is_published()
+    client.client.publish("lab/any/after", b"x", qos=1)
+    assert client.disconnected.wait(5)
+    assert time.monotonic() - changed_at < 2.5
+
+    aws.iot.detach_policy(policyName=policy_name, target=device.certificate_arn)
+    time.sleep(1.1)
+    second = clients(broker, device, unique_id("change"))
+    assert not second.wait_connack()
+    assert second.connack_reason is None
+    assert wait_for_log(broker, "no policy is attached to the certificate")
+
+
+def test_refused_connection_keeps_existing_session(broker, make_device, make_policy, clients):
+    thing = unique_id("thing")
+    policy_name = make_policy(thing_scoped_policy())
+    owner = clients(broker, make_device(policies=(policy_name,), thing=thing), thing)
+    assert owner.wait_connack()
+    # Same policy and client id, but this certificate is attached to no thing.
+    intruder = clients(broker, make_device(policies=(policy_name,)), thing)
+    assert not intruder.wait_connack()
+    assert not owner.disconnected.wait(1.0), "a refused CONNECT must not take over the client id"
+    ports = [c["peer_port"] for c in broker.connections() if c["client_id"] == thing]
+    assert ports == [owner.client.socket().getsockname()[1]]
+
+
+def test_certificate_without_policy_refused(broker, make_device, clients):
+    client_id = unique_id("nopolicy")
+    client = clients(broker, make_device(policies=()), client_id)
+    assert not client.wait_connack()
+    assert wait_for_log(broker, f"denied client_id='{client_id}' action=iot:Connect")
+    assert "no policy is attached to the certificate" in broker.log()
+
+
+def test_invalid_policy_document_denies(broker, make_device, make_policy, allow_all_policy, clients):
+    # moto stores any text as a policy document, while AWS would reject this one.
+    invalid = make_policy({"Version": "2012-10-17", "Statement": [{"Effect": "allow", "Action": "iot:*", "Resource": "*"}]})
+    client = clients(broker, make_device(policies=(allow_all_policy, invalid)), unique_id("invalid"))
+    assert not client.wait_connack()
+    assert wait_for_log(broker, "authorization error for client_id=")
+    assert f"policy '{invalid}' Statement[0]: Effect must be" in broker.log()
+
+
+def test_retained_publish_needs_retain_publish(broker, make_device, make_policy, clients):
+    policy_name = make_policy({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["iot:Connect", "iot:Publish"], "Resource": "*"}],
+    })
+    client_id = unique_id("retain")
+    client = clients(broker, make_device(policies=(policy_name,)), client_id)
+    assert client.wait_connack()
+    client.client.publish("lab/retain/plain", b"x", qos=1).wait_for_publish(timeout=5)
+    client.client.publish("lab/retain/kept", b"x", qos=1, retain=True)
+    assert client.disconnected.wait(5)
+    assert f"denied client_id='{client_id}' action=iot:RetainPublish resource={ARN_PREFIX}:topic/lab/retain/kept:" in broker.log()
+
+
+def test_unauthorized_will_dropped(broker, make_device, make_policy, clients):
+    watcher = clients(broker, make_device(), unique_id("watcher"))
+    assert watcher.wait_connack()
+    watcher.client.subscribe("lab/will-denied/#", qos=1)
+    assert watcher.subscribed.wait(5)
+
+    policy_name = make_policy({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN_PREFIX}:topic/lab/will-denied/allowed"},
+        ],
+    })
+    client_id = unique_id("will")
+    device = make_device(policies=(policy_name,))
+    dying = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, reconnect_on_failure=False)
+    dying.tls_set(ca_certs=str(broker.server_ca_path), certfile=str(device.cert_path), keyfile=str(device.key_path))
+    dying.will_set("lab/will-denied/forbidden", b"gone", qos=1)
+    dying.connect(HOST, broker.port, keepalive=30)
+    dying.loop(timeout=2)
+    assert wait_until(lambda: client_id in [c["client_id"] for c in broker.connections()], 5)
+    dying.socket().close()  # no DISCONNECT, so the broker sends the will
+
+    assert wait_for_log(broker, f"denied client_id='{client_id}' action=iot:Publish resource={ARN_PREFIX}:topic/lab/will-denied/forbidden:")
+    assert not watcher.message_received.wait(0.5)
+    assert broker.messages(topic="lab/will-denied/forbidden") == []
+
+
+def test_no_authorization_flag_allows_all(pki, aws, make_device, tmp_path, clients):
+    open_broker = BrokerProcess(pki, aws, tmp_path, extra_args=("--no-authorization",))
+    try:
+        client = clients(open_broker, make_device(policies=()), unique_id("open"))
+        assert client.wait_connack()
+        info = client.client.publish("anything/at/all", b"x", qos=1)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published()
+        assert "IoT policy authorization off" in open_broker.log()
+    finally:
+        stop_process(open_broker.process)
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto_pub (mosquitto-clients) is not installed")
