@@ -54,6 +54,19 @@ APT_REPO = Service("aptrepo", None, f"http://{GATEWAY_IP}:{APT_REPO_PORT}/Packag
 SERVICES = (MOTO, SORACOM, BROKER, APT_REPO)  # start order; stop in reverse
 
 
+# SORACOM's OpenAPI spec sits beside the repository in the project's shared reference data and
+# is never copied into it. When it is there, the emulator checks every API request and response
+# against it; without it the lab still runs, unchecked.
+SORACOM_SPEC = REPO_ROOT.parent / "shared" / "reference" / "soracom-api" / "soracom-api.en.yaml"
+
+
+def spec_validation_args() -> list[str]:
+    if SORACOM_SPEC.is_file():
+        return ["--validate-spec", str(SORACOM_SPEC)]
+    warn(f"{SORACOM_SPEC} not found: the SORACOM emulator runs without OpenAPI validation")
+    return []
+
+
 def new_auth_key() -> dict:
     """Return a random SORACOM auth key in the real format: keyId-<32 hex>, secret-<64 chars>."""
     alphabet = string.ascii_letters + string.digits
@@ -102,7 +115,7 @@ class ServiceManager:
                     "--metadata", f"{GATEWAY_IP}:80", "--admin", "127.0.0.1:8099",
                     "--cert", str(pki / "soracom.crt"), "--key", str(pki / "soracom.key"),
                     "--root-ca", str(pki / "server-ca.crt"), "--aws-endpoint", MOTO_URL,
-                    "--log", str(logs / "soracom.log")], env
+                    "--log", str(logs / "soracom.log"), *spec_validation_args()], env
         if service is BROKER:
             if not admin:
                 raise LabError("the broker needs the lab admin AWS key, which is missing")

@@ -9,6 +9,10 @@ HTTPS with --cert/--key, the metadata service and the lab admin API over plain H
 request is logged to --log (method, path, status, operator or IMSI, duration), never with
 secrets. SIGTERM or SIGINT stops the servers and exits 0.
 
+With --validate-spec PATH (SORACOM's OpenAPI spec, soracom-api.en.yaml), requests to the API that
+do not fit the spec get a 400 error and responses that do not fit it are counted at
+GET /_lab/spec_violations on the admin API.
+
 Example (outside the lab, on loopback):
 
     .venv/bin/python tests/lab/soracom/server.py --api 127.0.0.1:8443 --krypton 127.0.0.1:8036 \\
@@ -25,6 +29,8 @@ import signal
 import ssl
 import sys
 import threading
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from soracom_emulator.admin import create_admin_app
@@ -87,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log", required=True, help="log file, one line per request")
     parser.add_argument("--operator-id", default=DEFAULT_OPERATOR_ID,
                         help=f"operator owning SIMs added without one (default: {DEFAULT_OPERATOR_ID})")
+    parser.add_argument("--validate-spec", metavar="PATH",
+                        help="OpenAPI spec (YAML) to validate API requests and responses against; "
+                             "off when not given")
+    parser.add_argument("--spec-cache", metavar="DIR",
+                        help="directory for the parsed spec cache (default: "
+                             "$XDG_CACHE_HOME/soracom-krypton-lab/openapi, ~/.cache when XDG_CACHE_HOME is unset)")
     args = parser.parse_args(argv)
     if not args.aws_endpoint:
         parser.error("--aws-endpoint is required when AWS_ENDPOINT_URL is not set")
@@ -113,12 +125,32 @@ def read_root_ca(path: str) -> str:
     return pem
 
 
-def build_servers(args: argparse.Namespace, state: LabState) -> ServerSet:
+def load_spec(args: argparse.Namespace):
+    """Load the OpenAPI spec of --validate-spec, or return None without that option."""
+    if not args.validate_spec:
+        return None
+    started = time.monotonic()
+    # Imported only here, so the emulator starts without openapi-core when validation is off.
+    from soracom_emulator.specvalidation import OpenApiSpec, default_cache_dir
+
+    cache_dir = Path(args.spec_cache) if args.spec_cache else default_cache_dir()
+    spec = OpenApiSpec.load(args.validate_spec, cache_dir, logger)
+    logger.info("OpenAPI spec %s loaded in %.2f s, imports included (%s), %d paths", spec.path,
+                time.monotonic() - started,
+                f"from the cache in {cache_dir}" if spec.cache_hit else f"parsed and cached in {cache_dir}",
+                spec.path_count)
+    if spec.spec_errors:
+        logger.warning("the OpenAPI spec itself has %d error(s) that openapi-spec-validator reports, "
+                       "first: %s", len(spec.spec_errors), spec.spec_errors[0])
+    return spec
+
+
+def build_servers(args: argparse.Namespace, state: LabState, spec=None) -> ServerSet:
     """Create the four apps and bind their listeners (not yet serving)."""
     tls = server_ssl_context(args.cert, args.key)
     provisioner = AwsIotProvisioner(args.aws_endpoint, logger)
     apps = (
-        ("api", args.api, create_api_app(state, logger), tls),
+        ("api", args.api, create_api_app(state, logger, spec), tls),
         ("krypton", args.krypton, create_krypton_app(state, logger, provisioner, read_root_ca(args.root_ca)), tls),
         ("metadata", args.metadata, create_metadata_app(state, logger), None),
         ("admin", args.admin, create_admin_app(state, logger), None),
@@ -140,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log)
     state = LabState(default_operator_id=args.operator_id)
     try:
-        servers = build_servers(args, state)
-    except (OSError, ssl.SSLError, ValueError) as exc:
+        spec = load_spec(args)
+        servers = build_servers(args, state, spec)
+    except (OSError, ssl.SSLError, ValueError, ImportError) as exc:
         logger.error("startup failed: %s", exc)
         print(f"server.py: startup failed: {exc}", file=sys.stderr)
         return 1
@@ -150,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, frame: stop.set())
     servers.start()
-    logger.info("SORACOM emulator started (pid %d, AWS endpoint %s)", os.getpid(), args.aws_endpoint)
+    logger.info("SORACOM emulator started (pid %d, AWS endpoint %s, spec validation %s)", os.getpid(),
+                args.aws_endpoint, "on" if spec else "off")
     stop.wait()
     logger.info("SORACOM emulator stopping")
     servers.stop()

@@ -8,17 +8,23 @@ REMOTE_ADDR. The end-to-end tests start server.py and tests/lab/aws/moto_lab_ser
 127.0.0.1 with free ports, and reach Krypton and the metadata service from 127.0.0.2 and
 127.0.0.3 by binding the client socket to those loopback addresses.
 
+The OpenAPI validation tests read SORACOM's spec (soracom-api.en.yaml from soracom-cli) from
+$SORACOM_OPENAPI_SPEC or SPEC_PATH's default, and are skipped, naming the path, when it is absent.
+
 Run: .venv/bin/pytest tests/lab/soracom
 """
 from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import email.utils
+import hashlib
 import http.client
 import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -47,7 +53,8 @@ from soracom_emulator.admin import create_admin_app  # noqa: E402  (needs SORACO
 from soracom_emulator.api import create_api_app  # noqa: E402
 from soracom_emulator.krypton import AwsIotProvisioner, create_krypton_app  # noqa: E402
 from soracom_emulator.metadata import create_metadata_app  # noqa: E402
-from soracom_emulator.state import LabState  # noqa: E402
+from soracom_emulator.errors import api_error  # noqa: E402
+from soracom_emulator.state import LIGHT_CERTIFICATES_PER_SIM, LabState  # noqa: E402
 
 HOST = "127.0.0.1"
 REGION = "ap-northeast-1"
@@ -82,16 +89,20 @@ class FakeClock:
 
 
 class Lab:
-    """The four apps over one state, driven with Flask's test client."""
+    """The four apps over one state, driven with Flask's test client.
 
-    def __init__(self, provisioner_endpoint: str = "http://127.0.0.1:9") -> None:
+    ``spec`` turns on OpenAPI validation of the API app. ``provisioner`` replaces the AWS IoT
+    provisioner, whose default endpoint (port 9, discard) refuses every connection.
+    """
+
+    def __init__(self, spec=None, provisioner=None) -> None:
         self.clock = FakeClock()
         self.state = LabState(clock=self.clock)
         logger = logging.getLogger("test_soracom_emulator")
-        self.api = create_api_app(self.state, logger).test_client()
+        self.api = create_api_app(self.state, logger, spec).test_client()
         self.admin = create_admin_app(self.state, logger).test_client()
         self.metadata = create_metadata_app(self.state, logger).test_client()
-        provisioner = AwsIotProvisioner(provisioner_endpoint, logger)
+        provisioner = provisioner or AwsIotProvisioner("http://127.0.0.1:9", logger)
         self.krypton = create_krypton_app(self.state, logger, provisioner, ROOT_CA_PEM).test_client()
         response = self.admin.post("/_lab/auth_keys", json={
             "authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY, "operatorId": OPERATOR_ID,
@@ -127,8 +138,8 @@ class Lab:
         response = self.call("POST", f"/v1/sims/{sim_id}/set_group", json={"groupId": group_id})
         assert response.status_code == 200, response.get_json()
 
-    def bootstrap(self, address: str, body=None):
-        return self.krypton.post(KRYPTON_PATH, json=body, environ_base={"REMOTE_ADDR": address})
+    def bootstrap(self, address: str, body=None, path: str = KRYPTON_PATH):
+        return self.krypton.post(path, json=body, environ_base={"REMOTE_ADDR": address})
 
     def read_metadata(self, address: str, path: str = "/v1/subscriber", method: str = "GET"):
         return self.metadata.open(path, method=method, environ_base={"REMOTE_ADDR": address})
@@ -537,7 +548,7 @@ def test_sim_shape_follows_spec(lab):
     profile = body["profiles"][sim["iccid"]]
     assert body["simId"] == sim["sim_id"]
     assert body["status"] == "active"
-    assert body["groupId"] is None
+    assert "groupId" not in body
     assert body["tags"] == {"name": ""}
     assert body["operatorId"] == OPERATOR_ID
     assert profile["primaryImsi"] == sim["imsi"]
@@ -565,7 +576,7 @@ def test_sim_set_and_unset_group(lab):
     assert set_response.status_code == 200
     assert set_response.get_json()["groupId"] == group_id
     assert unset_response.status_code == 200
-    assert unset_response.get_json()["groupId"] is None
+    assert "groupId" not in unset_response.get_json()
     assert lab.call("POST", f"/v1/sims/{sim_id}/unset_group").status_code == 404
 
 
@@ -576,7 +587,7 @@ def test_subscriber_set_and_unset_group(lab):
     assert set_response.status_code == 200
     assert set_response.get_json()["groupId"] == group_id
     assert lab.call("GET", f"/v1/sims/{pi_sim(2)['sim_id']}").get_json()["groupId"] == group_id
-    assert lab.call("POST", f"/v1/subscribers/{imsi}/unset_group").get_json()["groupId"] is None
+    assert "groupId" not in lab.call("POST", f"/v1/subscribers/{imsi}/unset_group").get_json()
     assert lab.call("POST", f"/v1/subscribers/{imsi}/unset_group").status_code == 404
 
 
@@ -776,6 +787,188 @@ def test_admin_seed_sims_rejects_bad_body(lab, body):
     assert lab.admin.post("/_lab/seed_sims", json=body).status_code == 400
 
 
+# ============================================================================ fault injection (test client)
+
+
+def add_fault(lab: Lab, **spec) -> dict:
+    response = lab.admin.post("/_lab/faults", json=spec)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["faults"][0]
+
+
+def test_fault_status_default_body(lab):
+    add_fault(lab, service="api", path="/v1/sims", type="status")
+    response = lab.call("GET", "/v1/sims")
+    assert response.status_code == 500
+    assert response.get_json() == {"code": "LAB0900", "message": "The lab injected this HTTP 500 response."}
+    assert lab.call("GET", "/v1/sims").status_code == 200
+
+
+def test_fault_status_count_and_listing(lab):
+    fault = add_fault(lab, service="api", path="/v1/sims", type="status", status=503, count=2)
+    first = lab.call("GET", "/v1/sims")
+    listed = lab.admin.get("/_lab/faults").get_json()
+    second = lab.call("GET", "/v1/sims")
+    third = lab.call("GET", "/v1/sims")
+    assert fault["count"] == 2
+    assert fault["remaining"] == 2
+    assert first.status_code == 503
+    assert listed["faults"][0]["remaining"] == 1
+    assert second.status_code == 503
+    assert third.status_code == 200
+    assert lab.admin.get("/_lab/faults").get_json() == {"faults": [], "applied": 2}
+
+
+def test_fault_status_custom_body_and_headers(lab):
+    add_fault(lab, service="api", path="/v1/sims", type="status", status=502,
+              body={"code": "GW", "message": "bad gateway"}, headers={"X-Test": "1"})
+    response = lab.call("GET", "/v1/sims")
+    assert response.status_code == 502
+    assert response.get_json() == {"code": "GW", "message": "bad gateway"}
+    assert response.headers["X-Test"] == "1"
+
+
+def test_fault_matches_method_and_glob(lab):
+    add_fault(lab, service="api", path="/v1/sims/*/set_group", method="post", type="status", count=5)
+    sim_id = pi_sim(1)["sim_id"]
+    group_id = lab.create_group("fleet")
+    assert lab.call("GET", f"/v1/sims/{sim_id}").status_code == 200
+    assert lab.call("POST", f"/v1/sims/{sim_id}/unset_group").status_code == 404
+    assert lab.call("POST", f"/v1/sims/{sim_id}/set_group", json={"groupId": group_id}).status_code == 500
+
+
+def test_fault_applies_only_to_its_service(lab):
+    add_fault(lab, service="krypton", path=KRYPTON_PATH, type="status")
+    assert lab.call("GET", "/v1/sims").status_code == 200
+    assert lab.bootstrap(pi_sim(1)["ip"]).status_code == 500
+
+
+def test_fault_html_body(lab):
+    add_fault(lab, service="krypton", path=KRYPTON_PATH, type="html")
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert text.startswith("<!DOCTYPE html>")
+    assert "200 OK" in text
+
+
+def test_fault_html_custom_status_and_page(lab):
+    add_fault(lab, service="metadata", path="/v1/subscriber", type="html", status=502, body="<p>down</p>")
+    response = lab.read_metadata(pi_sim(2)["ip"])
+    assert response.status_code == 502
+    assert response.get_data(as_text=True) == "<p>down</p>"
+
+
+def test_fault_ratelimit_headers(lab):
+    add_fault(lab, service="krypton", path=KRYPTON_PATH, type="ratelimit", seconds=7, limit=30)
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 429
+    assert response.headers["X-Soracom-Ratelimit-Limit"] == "30"
+    assert response.headers["X-Soracom-Ratelimit-Remaining"] == "0"
+    assert response.headers["X-Soracom-Ratelimit-Seconds-Before-Refresh"] == "7"
+    assert response.headers["Retry-After"] == "7"
+    assert response.get_json() == {
+        "code": "LAB0429",
+        "message": f"Too many requests for {KRYPTON_PATH}. Retry after 7 second(s).",
+    }
+
+
+def test_fault_delay_then_normal_answer(lab):
+    add_fault(lab, service="api", path="/v1/sims", type="delay", seconds=0.3)
+    started = time.monotonic()
+    response = lab.call("GET", "/v1/sims")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert len(response.get_json()) == 3
+    assert elapsed >= 0.3
+
+
+def test_fault_truncate_declares_full_length(lab):
+    full = lab.call("GET", "/v1/sims").get_data()
+    add_fault(lab, service="api", path="/v1/sims", type="truncate")
+    response = lab.call("GET", "/v1/sims")
+    sent = response.get_data()
+    assert response.status_code == 200
+    assert int(response.headers["Content-Length"]) == len(full)
+    assert sent == full[:len(full) // 2]
+
+
+def test_fault_clock_offset_shifts_date(lab):
+    add_fault(lab, service="krypton", path=KRYPTON_PATH, type="clock_offset", seconds=-3600)
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    server_date = email.utils.parsedate_to_datetime(response.headers["Date"])
+    offset = server_date.timestamp() - time.time()
+    assert response.status_code == 403
+    assert -3605 < offset < -3595
+
+
+def test_fault_calls_are_counted(lab):
+    add_fault(lab, service="krypton", path=KRYPTON_PATH, type="ratelimit")
+    lab.bootstrap(pi_sim(1)["ip"])
+    lab.bootstrap(pi_sim(1)["ip"])
+    calls = lab.admin.get("/_lab/calls").get_json()
+    statuses = [entry["status"] for entry in calls["log"] if entry["service"] == "krypton"]
+    assert statuses == [429, 403]
+
+
+def test_fault_delete_by_id_and_clear(lab):
+    first = add_fault(lab, service="api", path="/v1/sims", type="status")
+    add_fault(lab, service="api", path="/v1/groups", type="status")
+    assert lab.admin.delete(f"/_lab/faults/{first['id']}").status_code == 204
+    assert lab.admin.delete(f"/_lab/faults/{first['id']}").get_json()["code"] == "LAB0901"
+    assert lab.call("GET", "/v1/sims").status_code == 200
+    assert lab.admin.delete("/_lab/faults").status_code == 204
+    assert lab.call("GET", "/v1/groups").status_code == 200
+
+
+def test_fault_array_adds_all(lab):
+    response = lab.admin.post("/_lab/faults", json=[
+        {"service": "api", "path": "/v1/sims", "type": "status"},
+        {"service": "api", "path": "/v1/groups", "type": "html"},
+    ])
+    assert [fault["type"] for fault in response.get_json()["faults"]] == ["status", "html"]
+
+
+def test_fault_cleared_by_reset(lab):
+    add_fault(lab, service="api", path="/v1/sims", type="status")
+    lab.admin.post("/_lab/reset")
+    assert lab.call("GET", "/v1/sims").status_code == 200
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"service": "api", "path": "/v1/sims"}, "type"),
+    ({"service": "api", "path": "/v1/sims", "type": "explode"}, "type"),
+    ({"service": "admin", "path": "/_lab/state", "type": "status"}, "service"),
+    ({"service": "api", "path": "v1/sims", "type": "status"}, "path"),
+    ({"service": "api", "path": "/v1/sims", "type": "status", "method": "FETCH"}, "method"),
+    ({"service": "api", "path": "/v1/sims", "type": "status", "count": 0}, "count"),
+    ({"service": "api", "path": "/v1/sims", "type": "status", "status": 99}, "status"),
+    ({"service": "api", "path": "/v1/sims", "type": "delay"}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "delay", "seconds": 121}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "delay", "seconds": True}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "clock_offset", "seconds": 1.5}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "ratelimit", "seconds": -1}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "truncate", "seconds": 1}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "html", "body": {"not": "text"}}, "body"),
+])
+def test_fault_bad_spec_is_400(lab, spec, field):
+    response = lab.admin.post("/_lab/faults", json=spec)
+    assert response.status_code == 400
+    assert f"'{field}'" in response.get_json()["message"]
+    assert lab.admin.get("/_lab/faults").get_json()["faults"] == []
+
+
+def test_fault_bad_entry_adds_nothing(lab):
+    response = lab.admin.post("/_lab/faults", json=[
+        {"service": "api", "path": "/v1/sims", "type": "status"},
+        {"service": "api", "path": "/v1/sims", "type": "status", "count": -1},
+    ])
+    assert response.status_code == 400
+    assert "[1].count" in response.get_json()["message"]
+    assert lab.admin.get("/_lab/faults").get_json()["faults"] == []
+
+
 # ============================================================================ Krypton (no AWS)
 
 
@@ -808,30 +1001,54 @@ def test_krypton_inactive_sim_is_403(lab):
 def test_krypton_sim_without_group_is_403(lab):
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 403
-    assert "does not belong to a group" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2003",
+        "message": f"SIM {pi_sim(1)['imsi']} does not belong to a group. Add it to a group whose "
+                   "SoracomKrypton configuration is enabled.",
+    }
 
 
 def test_krypton_group_without_namespace_is_403(lab):
-    krypton_group(lab)
+    group_id = krypton_group(lab)
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 403
-    assert "no SoracomKrypton configuration" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2004",
+        "message": f"SORACOM Krypton is not enabled for group '{group_id}' of SIM {pi_sim(1)['imsi']}: "
+                   "the group has no SoracomKrypton configuration",
+    }
 
 
 def test_krypton_disabled_is_403(lab):
     parameters = krypton_configuration()
     parameters[0]["value"] = False
-    krypton_group(lab, parameters)
+    group_id = krypton_group(lab, parameters)
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 403
-    assert "enabled is not true" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2004",
+        "message": f"SORACOM Krypton is not enabled for group '{group_id}' of SIM {pi_sim(1)['imsi']}: "
+                   "SoracomKrypton.enabled is not true",
+    }
+
+
+def test_krypton_error_message_in_japanese(lab):
+    response = lab.krypton.post(KRYPTON_PATH, headers={"X-Soracom-Lang": "ja"},
+                                environ_base={"REMOTE_ADDR": pi_sim(1)["ip"]})
+    assert response.status_code == 403
+    assert response.get_json()["code"] == "LAB2003"
+    assert "グループに所属していません" in response.get_json()["message"]
 
 
 def test_krypton_missing_aws_iot_is_400(lab):
-    krypton_group(lab, [{"key": "enabled", "value": True}])
+    group_id = krypton_group(lab, [{"key": "enabled", "value": True}])
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 400
-    assert "SoracomKrypton.AwsIot is missing" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2005",
+        "message": f"The SoracomKrypton configuration of group '{group_id}' is incomplete: "
+                   "SoracomKrypton.AwsIot is missing",
+    }
 
 
 def test_krypton_incomplete_aws_iot_names_fields(lab):
@@ -839,25 +1056,33 @@ def test_krypton_incomplete_aws_iot_names_fields(lab):
     del parameters[1]["value"]["policyName"]
     del parameters[1]["value"]["host"]
     krypton_group(lab, parameters)
-    message = lab.bootstrap(pi_sim(1)["ip"]).get_json()["message"]
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    message = response.get_json()["message"]
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "LAB2005"
     assert "SoracomKrypton.AwsIot.policyName" in message
     assert "SoracomKrypton.AwsIot.host" in message
 
 
 def test_krypton_missing_credential_set_is_400(lab):
-    krypton_group(lab, krypton_configuration("absent-credentials"))
+    group_id = krypton_group(lab, krypton_configuration("absent-credentials"))
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 400
-    assert "'absent-credentials'" in response.get_json()["message"]
-    assert "does not exist" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2006",
+        "message": f"Credential set 'absent-credentials' named in group '{group_id}' does not exist.",
+    }
 
 
 def test_krypton_wrong_credential_type_is_400(lab):
     lab.call("POST", "/v1/credentials/psk-1", json={"type": "psk", "credentials": {"key": "k"}})
-    krypton_group(lab, krypton_configuration("psk-1"))
+    group_id = krypton_group(lab, krypton_configuration("psk-1"))
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 400
-    assert "aws-credentials" in response.get_json()["message"]
+    assert response.get_json() == {
+        "code": "LAB2006",
+        "message": f"Credential set 'psk-1' named in group '{group_id}' has type psk, not aws-credentials.",
+    }
 
 
 @pytest.mark.parametrize("body", [
@@ -876,6 +1101,7 @@ def test_krypton_unreachable_aws_is_502(lab):
     krypton_group(lab, krypton_configuration())
     response = lab.bootstrap(pi_sim(1)["ip"])
     assert response.status_code == 502
+    assert response.get_json()["code"] == "LAB2008"
     assert "DescribeThing" in response.get_json()["message"]
 
 
@@ -892,6 +1118,158 @@ def test_krypton_other_paths_are_404(lab):
     response = lab.krypton.post("/v1/provisioning/aws/cognito/credentials",
                                 environ_base={"REMOTE_ADDR": pi_sim(1)["ip"]})
     assert response.status_code == 404
+
+
+# ============================================================================ Krypton light mode (no AWS)
+
+
+class FakeProvisioner:
+    """Stands in for AwsIotProvisioner: one self-signed certificate per call, or a preset error."""
+
+    def __init__(self, error=None) -> None:
+        self.error = error
+        self.calls: list[dict] = []
+
+    def bootstrap(self, region, access_key_id, secret_access_key, thing_name, policy_name) -> dict:
+        self.calls.append({"region": region, "access_key_id": access_key_id, "thing_name": thing_name,
+                           "policy_name": policy_name})
+        if self.error is not None:
+            raise self.error
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AWS IoT Certificate")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+        )
+        certificate_id = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return {
+            "certificateArn": f"arn:aws:iot:{region}:123456789012:cert/{certificate_id}",
+            "certificateId": certificate_id,
+            "certificatePem": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+            "privateKey": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                            serialization.NoEncryption()).decode(),
+        }
+
+
+@pytest.fixture
+def light_lab() -> Lab:
+    """Return a lab with SIM 1 in a Krypton group, whose AWS calls go to a FakeProvisioner."""
+    lab = Lab(provisioner=FakeProvisioner())
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    krypton_group(lab, krypton_configuration())
+    return lab
+
+
+LIGHT = {"requestParameters": {"skipCertificates": True}}
+CERTIFICATES_PATH = "/v1/provisioning/aws/iot/certificates"
+CA_CERTIFICATE_PATH = "/v1/provisioning/aws/iot/ca_certificate"
+
+
+def test_krypton_full_response_fields(light_lab):
+    response = light_lab.bootstrap(pi_sim(1)["ip"])
+    body = response.get_json()
+    assert response.status_code == 200
+    assert set(body) == {"certificate", "privateKey", "rootCaCertificate", "host", "clientId", "region"}
+    assert body["clientId"] == f"lab-{pi_sim(1)['imsi']}"
+    assert body["rootCaCertificate"] == ROOT_CA_PEM
+
+
+def test_krypton_light_mode_skips_certificates(light_lab):
+    response = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT)
+    body = response.get_json()
+    assert response.status_code == 200
+    assert set(body) == {"privateKey", "certificateId", "host", "clientId", "region"}
+    assert body["privateKey"].startswith("-----BEGIN EC PRIVATE KEY-----")
+    assert re.fullmatch(r"[0-9a-f]{64}", body["certificateId"])
+    assert body["host"] == ATS_HOST
+    assert body["clientId"] == f"lab-{pi_sim(1)['imsi']}"
+    assert body["region"] == REGION
+
+
+def test_krypton_light_certificate_download(light_lab):
+    light = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()
+    response = light_lab.bootstrap(pi_sim(1)["ip"], path=f"{CERTIFICATES_PATH}/{light['certificateId']}")
+    certificate = x509.load_pem_x509_certificate(response.get_json()["certificate"].encode())
+    private_key = serialization.load_pem_private_key(light["privateKey"].encode(), password=None)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert response.status_code == 200
+    assert set(response.get_json()) == {"certificate"}
+    assert hashlib.sha256(der).hexdigest() == light["certificateId"]
+    assert certificate.public_key().public_numbers() == private_key.public_key().public_numbers()
+
+
+def test_krypton_light_certificate_of_other_sim_is_404(light_lab):
+    light = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()
+    light_lab.set_group(2, light_lab.state.snapshot()["groups"][0]["groupId"])
+    response = light_lab.bootstrap(pi_sim(2)["ip"], path=f"{CERTIFICATES_PATH}/{light['certificateId']}")
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "code": "LAB2010",
+        "message": f"Certificate '{light['certificateId']}' was not issued to SIM {pi_sim(2)['imsi']} "
+                   "by a bootstrap with skipCertificates.",
+    }
+
+
+def test_krypton_full_bootstrap_certificate_not_downloadable(light_lab):
+    full = light_lab.bootstrap(pi_sim(1)["ip"]).get_json()
+    certificate = x509.load_pem_x509_certificate(full["certificate"].encode())
+    certificate_id = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    response = light_lab.bootstrap(pi_sim(1)["ip"], path=f"{CERTIFICATES_PATH}/{certificate_id}")
+    assert response.status_code == 404
+
+
+def test_krypton_light_certificates_kept_per_sim(light_lab):
+    first = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()["certificateId"]
+    for _ in range(LIGHT_CERTIFICATES_PER_SIM):
+        last = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()["certificateId"]
+    assert light_lab.bootstrap(pi_sim(1)["ip"], path=f"{CERTIFICATES_PATH}/{first}").status_code == 404
+    assert light_lab.bootstrap(pi_sim(1)["ip"], path=f"{CERTIFICATES_PATH}/{last}").status_code == 200
+
+
+def test_krypton_ca_certificate_download(light_lab):
+    response = light_lab.bootstrap(pi_sim(1)["ip"], path=CA_CERTIFICATE_PATH)
+    assert response.status_code == 200
+    assert response.get_json() == {"rootCaCertificate": ROOT_CA_PEM}
+
+
+@pytest.mark.parametrize("path", [f"{CERTIFICATES_PATH}/abc", CA_CERTIFICATE_PATH])
+def test_krypton_downloads_need_krypton_group(lab, path):
+    unknown = lab.bootstrap("192.0.2.10", path=path)
+    without_group = lab.bootstrap(pi_sim(1)["ip"], path=path)
+    assert unknown.status_code == 403
+    assert unknown.get_json()["code"] == "LAB2001"
+    assert without_group.status_code == 403
+    assert without_group.get_json()["code"] == "LAB2003"
+
+
+@pytest.mark.parametrize("value", ["true", 1, None])
+def test_krypton_skip_certificates_must_be_boolean(light_lab, value):
+    response = light_lab.bootstrap(pi_sim(1)["ip"], {"requestParameters": {"skipCertificates": value}})
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "code": "LAB0105",
+        "message": "Field 'requestParameters.skipCertificates' must be a boolean.",
+    }
+
+
+def test_krypton_aws_access_denied_names_credential_set(lab):
+    error = api_error("krypton_aws_error", status=403, operation="CreateKeysAndCertificate",
+                      aws_code="AccessDeniedException",
+                      aws_message="User: arn:aws:iam::123456789012:user/krypton is not authorized to perform: "
+                                  "iot:CreateKeysAndCertificate.")
+    lab = Lab(provisioner=FakeProvisioner(error=error))
+    add_aws_credential(lab, "krypton-aws", "AKIA1", "s1")
+    krypton_group(lab, krypton_configuration())
+    response = lab.bootstrap(pi_sim(1)["ip"])
+    assert response.status_code == 403
+    assert response.get_json() == {
+        "code": "LAB2009",
+        "message": "AWS IoT CreateKeysAndCertificate was denied for the IAM user of credential set 'krypton-aws': "
+                   "AccessDeniedException: User: arn:aws:iam::123456789012:user/krypton is not authorized to "
+                   "perform: iot:CreateKeysAndCertificate. Give that user the missing permission.",
+    }
 
 
 # ============================================================================ metadata (test client)
@@ -955,6 +1333,275 @@ def test_metadata_sees_group_change_at_once(lab):
     assert lab.read_metadata(pi_sim(2)["ip"]).status_code == 200
     lab.put_config(group_id, "SoracomAir", [{"key": "metadata", "value": {"enabled": False}}])
     assert lab.read_metadata(pi_sim(2)["ip"]).status_code == 403
+
+
+# ============================================================================ OpenAPI spec validation
+
+# SORACOM's OpenAPI spec from soracom-cli. The tests that need it are skipped when it is absent.
+SPEC_PATH = Path(os.environ.get("SORACOM_OPENAPI_SPEC", "/work/shared/reference/soracom-api/soracom-api.en.yaml"))
+
+
+def skip_without_spec() -> None:
+    if not SPEC_PATH.is_file():
+        pytest.skip(f"SORACOM OpenAPI spec not found at {SPEC_PATH}; set SORACOM_OPENAPI_SPEC to its path")
+
+
+@pytest.fixture(scope="session")
+def openapi_spec(tmp_path_factory):
+    skip_without_spec()
+    from soracom_emulator.specvalidation import OpenApiSpec
+
+    return OpenApiSpec.load(str(SPEC_PATH), tmp_path_factory.mktemp("spec-cache"))
+
+
+@pytest.fixture
+def spec_lab(openapi_spec) -> Lab:
+    return Lab(spec=openapi_spec)
+
+
+def spec_report(lab: Lab) -> dict:
+    return lab.admin.get("/_lab/spec_violations").get_json()
+
+
+def test_spec_off_reports_disabled(lab):
+    assert spec_report(lab) == {"enabled": False, "spec": None, "count": 0, "violations": [],
+                                "rejected_request_count": 0, "rejected_requests": []}
+
+
+def test_spec_valid_request_passes(spec_lab):
+    response = spec_lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY,
+                                                   "tokenTimeoutSeconds": 600})
+    report = spec_report(spec_lab)
+    assert response.status_code == 200
+    assert report["enabled"] is True
+    assert report["spec"] == str(SPEC_PATH)
+    assert report["rejected_request_count"] == 0
+    assert report["count"] == 0
+
+
+def test_spec_wrong_type_is_400(spec_lab):
+    response = spec_lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/set_group", json={"groupId": 5})
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "code": "LAB0110",
+        "message": "The request does not match the SORACOM API specification (operation setSimGroup): "
+                   "request body: groupId: 5 is not of type 'string'",
+    }
+    assert spec_report(spec_lab)["rejected_requests"][0]["operation"] == "setSimGroup"
+
+
+def test_spec_missing_required_field_is_400(spec_lab):
+    group_id = spec_lab.create_group("fleet")
+    response = spec_lab.call("PUT", f"/v1/groups/{group_id}/configuration/SoracomKrypton", json=[{"key": "enabled"}])
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "LAB0110"
+    assert "putConfigurationParameters" in response.get_json()["message"]
+    assert "0: 'value' is a required property" in response.get_json()["message"]
+
+
+def test_spec_auth_wrong_type_is_400(spec_lab):
+    response = spec_lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY,
+                                                   "tokenTimeoutSeconds": "600"})
+    assert response.status_code == 400
+    assert "tokenTimeoutSeconds: '600' is not of type 'integer'" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("method, path, kwargs, expected", [
+    ("GET", "/v1/subscribers?limit=many", {}, "Query parameter error: limit"),
+    ("PUT", "/v1/groups/g-1/configuration/SoracomNothing", {"json": []}, "Invalid path parameter: namespace"),
+    ("POST", "/v1/groups", {"data": "{}", "content_type": "text/plain"}, "text/plain"),
+    ("POST", "/v1/groups", {}, "Missing required request body"),
+])
+def test_spec_bad_request_is_400(spec_lab, method, path, kwargs, expected):
+    response = spec_lab.call(method, path, **kwargs)
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "LAB0110"
+    assert expected in response.get_json()["message"]
+
+
+def test_spec_missing_token_is_still_401(spec_lab):
+    response = spec_lab.api.post(f"/v1/sims/{pi_sim(1)['sim_id']}/set_group", json={"groupId": 5})
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "AUM0001"
+
+
+def test_spec_unknown_route_is_still_404(spec_lab):
+    response = spec_lab.call("GET", "/v1/no_such_api")
+    assert response.status_code == 404
+    assert spec_report(spec_lab)["rejected_request_count"] == 0
+
+
+# Every operation the collection sends, as (method, path template) of the spec.
+COLLECTION_OPERATIONS = [
+    ("POST", "/v1/auth"),
+    ("GET", "/v1/credentials"),
+    ("POST", "/v1/credentials/{credentials_id}"),
+    ("PUT", "/v1/credentials/{credentials_id}"),
+    ("DELETE", "/v1/credentials/{credentials_id}"),
+    ("GET", "/v1/groups"),
+    ("POST", "/v1/groups"),
+    ("GET", "/v1/groups/{group_id}"),
+    ("DELETE", "/v1/groups/{group_id}"),
+    ("PUT", "/v1/groups/{group_id}/tags"),
+    ("PUT", "/v1/groups/{group_id}/configuration/{namespace}"),
+    ("DELETE", "/v1/groups/{group_id}/configuration/{namespace}"),
+    ("DELETE", "/v1/groups/{group_id}/configuration/{namespace}/{name}"),
+    ("GET", "/v1/sims"),
+    ("GET", "/v1/sims/{sim_id}"),
+    ("POST", "/v1/sims/{sim_id}/set_group"),
+    ("POST", "/v1/sims/{sim_id}/unset_group"),
+    ("GET", "/v1/subscribers"),
+    ("POST", "/v1/subscribers/{imsi}/set_group"),
+]
+
+
+@pytest.fixture(scope="module")
+def collection_calls(openapi_spec) -> dict:
+    """Send each operation of COLLECTION_OPERATIONS with the bodies the collection sends.
+
+    Returns the spec report and the status of each operation, keyed as in COLLECTION_OPERATIONS.
+    """
+    lab = Lab(spec=openapi_spec)
+    sim_id, imsi = pi_sim(1)["sim_id"], pi_sim(2)["imsi"]
+    statuses = {}
+
+    def send(method: str, template: str, path: str, **kwargs) -> dict:
+        response = lab.call(method, path, **kwargs)
+        statuses.setdefault((method, template), []).append(response.status_code)
+        return response.get_json(silent=True)
+
+    send("POST", "/v1/auth", "/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY})
+    aws = {"type": "aws-credentials", "description": "Krypton",
+           "credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "secret"}}
+    send("POST", "/v1/credentials/{credentials_id}", "/v1/credentials/krypton-aws", json=aws)
+    send("PUT", "/v1/credentials/{credentials_id}", "/v1/credentials/krypton-aws", json=aws)
+    send("GET", "/v1/credentials", "/v1/credentials")
+    group = send("POST", "/v1/groups", "/v1/groups", json={"tags": {"name": "fleet"}})
+    group_id = group["groupId"]
+    send("GET", "/v1/groups", "/v1/groups?tag_name=name&tag_value=fleet&limit=10")
+    send("GET", "/v1/groups/{group_id}", f"/v1/groups/{group_id}")
+    send("PUT", "/v1/groups/{group_id}/tags", f"/v1/groups/{group_id}/tags",
+         json=[{"tagName": "purpose", "tagValue": "krypton"}])
+    configuration = f"/v1/groups/{group_id}/configuration/SoracomKrypton"
+    send("PUT", "/v1/groups/{group_id}/configuration/{namespace}", configuration, json=krypton_configuration())
+    send("POST", "/v1/sims/{sim_id}/set_group", f"/v1/sims/{sim_id}/set_group", json={"groupId": group_id})
+    send("GET", "/v1/sims", "/v1/sims?limit=2")
+    send("GET", "/v1/sims/{sim_id}", f"/v1/sims/{sim_id}")
+    send("POST", "/v1/sims/{sim_id}/unset_group", f"/v1/sims/{sim_id}/unset_group")
+    send("POST", "/v1/subscribers/{imsi}/set_group", f"/v1/subscribers/{imsi}/set_group", json={"groupId": group_id})
+    send("GET", "/v1/subscribers", "/v1/subscribers?limit=100")
+    send("POST", "/v1/sims/{sim_id}/unset_group", f"/v1/sims/{pi_sim(2)['sim_id']}/unset_group")
+    send("DELETE", "/v1/groups/{group_id}/configuration/{namespace}/{name}", f"{configuration}/AwsIot")
+    send("DELETE", "/v1/groups/{group_id}/configuration/{namespace}", configuration)
+    send("DELETE", "/v1/groups/{group_id}", f"/v1/groups/{group_id}")
+    send("DELETE", "/v1/credentials/{credentials_id}", "/v1/credentials/krypton-aws")
+    return {"report": spec_report(lab), "statuses": statuses}
+
+
+@pytest.mark.parametrize("method, template", COLLECTION_OPERATIONS)
+def test_spec_collection_operation_fits(collection_calls, method, template):
+    statuses = collection_calls["statuses"][(method, template)]
+    pattern = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$")
+    violations = [entry for entry in collection_calls["report"]["violations"]
+                  if entry["method"] == method and pattern.match(entry["path"])]
+    assert all(200 <= status < 300 for status in statuses), statuses
+    assert violations == []
+
+
+def test_spec_no_rejected_collection_requests(collection_calls):
+    assert collection_calls["report"]["rejected_requests"] == []
+
+
+def test_spec_violation_recorded_and_logged(spec_lab, monkeypatch, caplog):
+    monkeypatch.setattr(spec_lab.state, "list_credentials", lambda operator_id: [{"credentialsId": 5}])
+    with caplog.at_level(logging.WARNING, logger="soracom_emulator.accounting"):
+        response = spec_lab.call("GET", "/v1/credentials")
+    report = spec_report(spec_lab)
+    assert response.status_code == 200
+    assert report["count"] == 1
+    assert report["violations"][0]["operation"] == "listCredentials"
+    assert "0.credentialsId: 5 is not of type 'string'" in report["violations"][0]["errors"][0]
+    assert "spec violation 1: response 200 to GET /v1/credentials (listCredentials)" in caplog.text
+
+
+def test_spec_violation_of_auth_never_quotes_token(spec_lab, monkeypatch):
+    secret_token = 987654321
+    monkeypatch.setattr(spec_lab.state, "authenticate", lambda form, identity, timeout: {
+        "apiKey": "api-x", "operatorId": OPERATOR_ID, "token": secret_token})
+    spec_lab.api.post("/v1/auth", json={"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY})
+    report = spec_report(spec_lab)
+    assert report["count"] == 1
+    assert "token: fails the 'type' check" in report["violations"][0]["errors"][0]
+    assert str(secret_token) not in json.dumps(report)
+
+
+def test_spec_undeclared_success_status_is_violation(spec_lab, monkeypatch):
+    monkeypatch.setattr(spec_lab.state, "delete_credential", lambda operator_id, credentials_id: None)
+    spec_lab.call("DELETE", "/v1/credentials/any")
+    assert spec_report(spec_lab)["count"] == 0
+    monkeypatch.setattr(spec_lab.state, "create_credential", lambda operator_id, credentials_id, body: {})
+    response = spec_lab.call("POST", "/v1/credentials/x", json={"type": "aws-credentials", "credentials": {
+        "accessKeyId": "a", "secretAccessKey": "b"}})
+    assert response.status_code == 201
+    assert "credentialsId' is a required property" in spec_report(spec_lab)["violations"][0]["errors"][0]
+
+
+def test_spec_error_statuses_are_not_violations(spec_lab):
+    spec_lab.call("GET", "/v1/sims/0000")
+    spec_lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/unset_group")
+    spec_lab.api.get("/v1/sims")
+    assert spec_report(spec_lab)["count"] == 0
+
+
+def test_spec_fault_responses_are_not_checked(spec_lab):
+    spec_lab.admin.post("/_lab/faults", json={"service": "api", "path": "/v1/sims", "type": "status",
+                                               "status": 200, "body": {"not": "a list"}})
+    assert spec_lab.call("GET", "/v1/sims").get_json() == {"not": "a list"}
+    assert spec_report(spec_lab)["count"] == 0
+
+
+def test_spec_violations_cleared(spec_lab, monkeypatch):
+    monkeypatch.setattr(spec_lab.state, "list_credentials", lambda operator_id: "not a list")
+    spec_lab.call("GET", "/v1/credentials")
+    spec_lab.call("POST", f"/v1/sims/{pi_sim(1)['sim_id']}/set_group", json={"groupId": 5})
+    assert spec_report(spec_lab)["count"] == 1
+    assert spec_lab.admin.delete("/_lab/spec_violations").status_code == 204
+    assert spec_report(spec_lab)["count"] == 0
+    assert spec_report(spec_lab)["rejected_request_count"] == 0
+
+
+def test_spec_cache_is_reused(openapi_spec, tmp_path):
+    from soracom_emulator.specvalidation import OpenApiSpec
+
+    first = OpenApiSpec.load(str(SPEC_PATH), tmp_path)
+    second = OpenApiSpec.load(str(SPEC_PATH), tmp_path)
+    assert first.cache_hit is False
+    assert second.cache_hit is True
+    assert second.path_count == first.path_count == openapi_spec.path_count
+    assert second.spec_errors == first.spec_errors
+    assert len(list(tmp_path.glob("soracom-api-*.json"))) == 1
+
+
+def test_spec_cache_of_other_file_is_ignored(openapi_spec, tmp_path):
+    from soracom_emulator.specvalidation import OpenApiSpec
+
+    OpenApiSpec.load(str(SPEC_PATH), tmp_path)
+    cache_file = next(tmp_path.glob("soracom-api-*.json"))
+    cache_file.write_text(json.dumps({"format": 1, "sha256": "0" * 64, "spec": {}, "spec_errors": []}))
+    assert OpenApiSpec.load(str(SPEC_PATH), tmp_path).cache_hit is False
+
+
+def test_spec_not_openapi_is_rejected(tmp_path):
+    skip_without_spec()
+    from soracom_emulator.specvalidation import OpenApiSpec
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("just: [unclosed\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        OpenApiSpec.load(str(path), None)
+    path.write_text("openapi: 3.0.0\n")
+    with pytest.raises(ValueError, match="no 'paths'"):
+        OpenApiSpec.load(str(path), None)
 
 
 # ============================================================================ end to end: server.py + moto
@@ -1094,6 +1741,9 @@ def emulator(tmp_path_factory, moto_server):
         command += [f"--{name}", f"{HOST}:{port}"]
     command += ["--cert", str(pki["cert"]), "--key", str(pki["key"]), "--root-ca", str(pki["ca"]),
                 "--aws-endpoint", moto_server["endpoint"], "--log", str(log_path)]
+    validating = SPEC_PATH.is_file()
+    if validating:
+        command += ["--validate-spec", str(SPEC_PATH), "--spec-cache", str(directory / "spec-cache")]
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen(command, stdout=stderr, stderr=subprocess.STDOUT)
     urls = {name: f"http://{HOST}:{port}" for name, port in ports.items()}
@@ -1103,7 +1753,8 @@ def emulator(tmp_path_factory, moto_server):
         wait_for_http(f"{urls['admin']}/_lab/state", process, stderr_path)
         admin_post(urls["admin"], "/_lab/auth_keys",
                    {"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY, "operatorId": OPERATOR_ID})
-        yield {"urls": urls, "pki": pki, "log": log_path, "process": process, "moto": moto_server}
+        yield {"urls": urls, "pki": pki, "log": log_path, "process": process, "moto": moto_server,
+               "validating": validating}
     finally:
         stop_process(process)
 
@@ -1191,8 +1842,8 @@ def krypton_setup(e2e):
     return {"group_id": group["groupId"], "credentials_id": credentials_id, "prefix": prefix}
 
 
-def bootstrap_from(e2e: dict, source: str = "127.0.0.2", body=None):
-    status, _, payload = request_from(source, "POST", f"{e2e['urls']['krypton']}{KRYPTON_PATH}", body,
+def bootstrap_from(e2e: dict, source: str = "127.0.0.2", body=None, path: str = KRYPTON_PATH):
+    status, _, payload = request_from(source, "POST", f"{e2e['urls']['krypton']}{path}", body,
                                       cafile=e2e["pki"]["ca"])
     return status, json.loads(payload)
 
@@ -1241,15 +1892,20 @@ def test_e2e_krypton_thing_name_from_request(e2e, krypton_setup):
 
 def test_e2e_krypton_access_denied_reported(e2e, krypton_setup):
     api = e2e["api"]
+    credentials_id = krypton_setup["credentials_id"]
     access_key_id, secret_access_key = e2e["moto"]["no_certificates"]
-    api.json("PUT", f"/v1/credentials/{krypton_setup['credentials_id']}", {
+    api.json("PUT", f"/v1/credentials/{credentials_id}", {
         "type": "aws-credentials",
         "credentials": {"accessKeyId": access_key_id, "secretAccessKey": secret_access_key},
     })
     status, body = bootstrap_from(e2e)
     assert status == 403
-    assert "CreateKeysAndCertificate" in body["message"]
-    assert "AccessDenied" in body["message"]
+    assert body["code"] == "LAB2009"
+    assert body["message"].startswith(
+        f"AWS IoT CreateKeysAndCertificate was denied for the IAM user of credential set '{credentials_id}': "
+        "AccessDenied")
+    assert "user/krypton-no-certificates is not authorized to perform: iot:CreateKeysAndCertificate" in body["message"]
+    assert body["message"].endswith(". Give that user the missing permission.")
 
 
 def test_e2e_krypton_unknown_policy_is_reported(e2e, krypton_setup):
@@ -1294,9 +1950,30 @@ def test_e2e_krypton_calls_are_counted(e2e, krypton_setup):
 
 
 def test_e2e_credential_last_used_is_set(e2e, krypton_setup):
+    before = e2e["api"].json("GET", "/v1/credentials")
     bootstrap_from(e2e)
-    credentials = e2e["api"].json("GET", "/v1/credentials")
-    assert "lastUsedDateTime" in credentials[0]
+    after = e2e["api"].json("GET", "/v1/credentials")
+    assert before[0]["lastUsedDateTime"] == 0
+    assert after[0]["lastUsedDateTime"] > 0
+
+
+def test_e2e_krypton_light_mode(e2e, krypton_setup):
+    status, light = bootstrap_from(e2e, body={"requestParameters": {"skipCertificates": True}})
+    certificate_status, certificate_body = bootstrap_from(
+        e2e, path=f"/v1/provisioning/aws/iot/certificates/{light['certificateId']}")
+    ca_status, ca_body = bootstrap_from(e2e, path="/v1/provisioning/aws/iot/ca_certificate")
+    certificate = x509.load_pem_x509_certificate(certificate_body["certificate"].encode())
+    private_key = serialization.load_pem_private_key(light["privateKey"].encode(), password=None)
+    iot = aws_client("iot", e2e["moto"]["endpoint"], e2e["moto"]["admin"])
+    description = iot.describe_certificate(certificateId=light["certificateId"])["certificateDescription"]
+    assert status == 200, light
+    assert set(light) == {"privateKey", "certificateId", "host", "clientId", "region"}
+    assert certificate_status == 200
+    assert hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest() == light["certificateId"]
+    assert certificate.public_key().public_numbers() == private_key.public_key().public_numbers()
+    assert description["status"] == "ACTIVE"
+    assert ca_status == 200
+    assert ca_body == {"rootCaCertificate": e2e["pki"]["ca"].read_text()}
 
 
 def test_e2e_metadata_over_http(e2e):
@@ -1348,6 +2025,75 @@ def test_e2e_log_has_requests_without_secrets(e2e, krypton_setup):
     assert state["credentials"][0]["credentials"]["secretAccessKey"] == secret
 
 
+def raw_api_get(e2e: dict, path: str) -> tuple[http.client.HTTPResponse, http.client.HTTPSConnection]:
+    """Send an authenticated GET to the API over TLS and return the unread response and its connection."""
+    parts = urlsplit(e2e["urls"]["api"])
+    context = ssl.create_default_context(cafile=str(e2e["pki"]["ca"]))
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port, context=context, timeout=30)
+    connection.request("GET", path, headers=e2e["api"].headers)
+    return connection.getresponse(), connection
+
+
+def test_e2e_fault_truncated_body_is_incomplete(e2e):
+    admin_post(e2e["urls"]["admin"], "/_lab/faults", {"service": "api", "path": "/v1/sims", "type": "truncate"})
+    response, connection = raw_api_get(e2e, "/v1/sims")
+    try:
+        declared = int(response.getheader("Content-Length"))
+        with pytest.raises(http.client.IncompleteRead) as raised:
+            response.read()
+    finally:
+        connection.close()
+    assert len(raised.value.partial) == declared // 2
+    assert raised.value.expected == declared - declared // 2
+
+
+def test_e2e_fault_clock_offset_sends_one_date(e2e):
+    admin_post(e2e["urls"]["admin"], "/_lab/faults",
+               {"service": "api", "path": "/v1/sims", "type": "clock_offset", "seconds": 7200})
+    shifted, connection = raw_api_get(e2e, "/v1/sims")
+    shifted.read()
+    connection.close()
+    normal, connection = raw_api_get(e2e, "/v1/sims")
+    normal.read()
+    connection.close()
+    shifted_dates = [value for name, value in shifted.getheaders() if name.lower() == "date"]
+    normal_dates = [value for name, value in normal.getheaders() if name.lower() == "date"]
+    offset = email.utils.parsedate_to_datetime(shifted_dates[0]).timestamp() - time.time()
+    assert len(shifted_dates) == 1
+    assert 7190 < offset < 7210
+    assert len(normal_dates) == 1
+    assert abs(email.utils.parsedate_to_datetime(normal_dates[0]).timestamp() - time.time()) < 10
+
+
+def test_e2e_fault_html_over_tls(e2e):
+    admin_post(e2e["urls"]["admin"], "/_lab/faults",
+               {"service": "krypton", "path": KRYPTON_PATH, "type": "html", "status": 502})
+    status, headers, payload = request_from("127.0.0.2", "POST", f"{e2e['urls']['krypton']}{KRYPTON_PATH}",
+                                            cafile=e2e["pki"]["ca"])
+    assert status == 502
+    assert headers["Content-Type"].startswith("text/html")
+    assert payload.startswith(b"<!DOCTYPE html>")
+
+
+def test_e2e_spec_validation_loaded(e2e):
+    if not e2e["validating"]:
+        pytest.skip(f"SORACOM OpenAPI spec not found at {SPEC_PATH}; set SORACOM_OPENAPI_SPEC to its path")
+    report = admin_get(e2e["urls"]["admin"], "/_lab/spec_violations")
+    assert report["enabled"] is True
+    assert "OpenAPI spec" in e2e["log"].read_text()
+    status, _, payload = e2e["api"].call("POST", f"/v1/sims/{pi_sim(21)['sim_id']}/set_group", {"groupId": 5})
+    assert status == 400
+    assert json.loads(payload)["code"] == "LAB0110"
+
+
+def test_e2e_no_spec_violations(e2e):
+    """Runs after the other end-to-end tests, whose API responses were all checked against the spec."""
+    if not e2e["validating"]:
+        pytest.skip(f"SORACOM OpenAPI spec not found at {SPEC_PATH}; set SORACOM_OPENAPI_SPEC to its path")
+    report = admin_get(e2e["urls"]["admin"], "/_lab/spec_violations")
+    assert report["count"] == 0, report["violations"]
+
+
 # ============================================================================ command line
 
 
@@ -1359,3 +2105,18 @@ def test_cli_rejects_aws_endpoint_outside_lab(tmp_path, endpoint):
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--aws-endpoint" in result.stderr
+
+
+def test_cli_validate_spec_missing_file_fails(tmp_path):
+    pki = make_pki(tmp_path)
+    ports = [free_port() for _ in range(4)]
+    command = [sys.executable, str(SERVER)]
+    for name, port in zip(("api", "krypton", "metadata", "admin"), ports):
+        command += [f"--{name}", f"{HOST}:{port}"]
+    command += ["--cert", str(pki["cert"]), "--key", str(pki["key"]), "--root-ca", str(pki["ca"]),
+                "--aws-endpoint", "http://127.0.0.1:9", "--log", str(tmp_path / "log"),
+                "--validate-spec", str(tmp_path / "absent.yaml")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "startup failed" in result.stderr
+    assert "absent.yaml" in result.stderr

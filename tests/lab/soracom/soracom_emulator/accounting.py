@@ -1,9 +1,10 @@
 # Copyright (c) 2026 soracom.krypton contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Request accounting: per-path call counts for tests, and the SORACOM API rate limit."""
+"""Request accounting: per-path call counts, the SORACOM API rate limit and OpenAPI spec violations."""
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -11,6 +12,10 @@ from collections import Counter, deque
 
 # Maximum entries in the call log. Older entries are dropped and counted in "dropped".
 CALL_LOG_MAX_ENTRIES = 10000
+# Maximum spec violations kept. Older ones are dropped but stay in "count".
+VIOLATION_LOG_MAX_ENTRIES = 1000
+# Violations logged one by one. Later ones are only counted, so one broken view cannot flood the log.
+VIOLATION_LOG_LINES_MAX = 100
 
 
 class CallRecorder:
@@ -135,3 +140,66 @@ class RateLimiter:
                 "remaining": limit - window[1],
                 "seconds_before_refresh": seconds_left,
             }
+
+
+class SpecViolationLog:
+    """Thread-safe record of API responses that did not match the OpenAPI spec.
+
+    ``spec_path`` is None while spec validation is off.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None, clock=time.time) -> None:
+        self._lock = threading.Lock()
+        self._logger = logger or logging.getLogger(__name__)
+        self._clock = clock
+        self._entries: deque = deque(maxlen=VIOLATION_LOG_MAX_ENTRIES)
+        self._count = 0
+        self._rejected: deque = deque(maxlen=VIOLATION_LOG_MAX_ENTRIES)
+        self._rejected_count = 0
+        self.spec_path: str | None = None
+
+    def record(self, method: str, path: str, status: int, operation: str | None, errors: list[str]) -> None:
+        entry = {
+            "time": self._clock(),
+            "method": method,
+            "path": path,
+            "status": status,
+            "operation": operation,
+            "errors": errors,
+        }
+        with self._lock:
+            self._count += 1
+            count = self._count
+            self._entries.append(entry)
+        if count <= VIOLATION_LOG_LINES_MAX:
+            self._logger.warning("spec violation %d: response %d to %s %s (%s) does not match the spec: %s",
+                                 count, status, method, path, operation or "-", "; ".join(errors))
+        elif count == VIOLATION_LOG_LINES_MAX + 1:
+            self._logger.warning("spec violation %d: further violations are only counted, see "
+                                 "GET /_lab/spec_violations", count)
+
+    def record_rejected_request(self, method: str, path: str, operation: str | None, error: str) -> None:
+        """Record a request rejected with 400 because it does not fit the spec (not a violation)."""
+        entry = {"time": self._clock(), "method": method, "path": path, "operation": operation, "error": error}
+        with self._lock:
+            self._rejected_count += 1
+            self._rejected.append(entry)
+
+    def snapshot(self) -> dict:
+        """Return whether validation is on, the spec path, the response violations and the rejected requests."""
+        with self._lock:
+            return {
+                "enabled": self.spec_path is not None,
+                "spec": self.spec_path,
+                "count": self._count,
+                "violations": list(self._entries),
+                "rejected_request_count": self._rejected_count,
+                "rejected_requests": list(self._rejected),
+            }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._count = 0
+            self._rejected.clear()
+            self._rejected_count = 0

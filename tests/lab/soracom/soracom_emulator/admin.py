@@ -1,7 +1,8 @@
 # Copyright (c) 2026 soracom.krypton contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Lab-only admin API (plain HTTP on 127.0.0.1): seed SIMs and auth keys, inspect and reset state.
+"""Lab-only admin API (plain HTTP on 127.0.0.1): seed SIMs and auth keys, inspect and reset state,
+inject faults and read OpenAPI spec violations.
 
 ``GET /_lab/state`` includes secrets (auth keys, AWS secret keys of credential sets) so tests can
 check state without the modules under test. Never expose this port outside the lab.
@@ -104,6 +105,38 @@ def create_admin_app(state: LabState, logger: logging.Logger) -> Flask:
             raise api_error("field_value_invalid", field="count",
                             detail=f"must be from 1 to {capacity} for prefix '{prefix}'")
         return jsonify(state.seed_sims(count, prefix, online))
+
+    @app.get("/_lab/faults")
+    def list_faults():
+        return jsonify(state.faults.snapshot())
+
+    @app.post("/_lab/faults")
+    def add_faults():
+        added = state.faults.add(_object_or_array())
+        for fault in added:
+            logger.info("admin: fault %d added: %s %s %s, type %s, count %d", fault["id"], fault["service"],
+                        fault["method"] or "*", fault["path"], fault["type"], fault["count"])
+        return jsonify({"faults": added})
+
+    @app.delete("/_lab/faults")
+    def clear_faults():
+        logger.info("admin: %d fault(s) cleared", state.faults.clear())
+        return "", 204
+
+    @app.delete("/_lab/faults/<int:fault_id>")
+    def delete_fault(fault_id: int):
+        if not state.faults.remove(fault_id):
+            raise api_error("fault_not_found", fault_id=fault_id)
+        return "", 204
+
+    @app.get("/_lab/spec_violations")
+    def get_spec_violations():
+        return jsonify(state.spec_violations.snapshot())
+
+    @app.delete("/_lab/spec_violations")
+    def clear_spec_violations():
+        state.spec_violations.clear()
+        return "", 204
 
     @app.get("/_lab/ratelimit")
     def get_ratelimit():

@@ -45,8 +45,13 @@ SUBSCRIBERS_MAX_LIMIT = 100
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
-def create_api_app(state: LabState, logger: logging.Logger) -> Flask:
-    """Create the SORACOM API app (served over HTTPS as api.soracom.io in the lab)."""
+def create_api_app(state: LabState, logger: logging.Logger, spec=None) -> Flask:
+    """Create the SORACOM API app (served over HTTPS as api.soracom.io in the lab).
+
+    ``spec`` is an :class:`~soracom_emulator.specvalidation.OpenApiSpec` or None. With a spec, a
+    request that does not fit it gets a 400 error before its view runs, and every response is
+    checked against it, a mismatch being recorded in ``state.spec_violations``.
+    """
     app = create_app("api", state, logger)
 
     @app.before_request
@@ -84,12 +89,39 @@ def create_api_app(state: LabState, logger: logging.Logger) -> Flask:
             response.headers[name] = value
         return response
 
+    if spec is not None:
+        _add_spec_validation(app, state, spec)
     _add_auth_routes(app, state)
     _add_credential_routes(app, state)
     _add_group_routes(app, state)
     _add_sim_routes(app, state)
     _add_subscriber_routes(app, state)
     return app
+
+
+def _add_spec_validation(app: Flask, state: LabState, spec) -> None:
+    """Check requests and responses against the OpenAPI spec (registered after authentication)."""
+    state.spec_violations.spec_path = spec.path
+
+    @app.before_request
+    def check_request_against_spec() -> None:
+        if request.url_rule is None:
+            return
+        operation, error = spec.check_request(request)
+        if error is not None:
+            g.spec_rejected = True
+            state.spec_violations.record_rejected_request(request.method, request.path, operation, error)
+            raise api_error("spec_request_invalid", operation=operation, detail=error)
+
+    @app.after_request
+    def check_response_against_spec(response: Response) -> Response:
+        fault = g.get("fault")
+        if request.url_rule is None or g.get("spec_rejected") or (fault is not None and fault.replaces_view):
+            return response
+        operation, errors = spec.check_response(request, response)
+        if errors:
+            state.spec_violations.record(request.method, request.path, response.status_code, operation, errors)
+        return response
 
 
 # ---------------------------------------------------------------------- helpers

@@ -77,6 +77,11 @@ MESSAGES: dict[str, tuple[int, str, str, str]] = {
         "Invalid value for '{field}': {detail}",
         "'{field}' の値が不正です: {detail}",
     ),
+    "spec_request_invalid": (
+        400, "LAB0110",
+        "The request does not match the SORACOM API specification (operation {operation}): {detail}",
+        "リクエストが SORACOM API 仕様に合致しません (オペレーション {operation}): {detail}",
+    ),
     "query_invalid": (
         400, "LAB0107",
         "Invalid query parameter '{name}': {detail}",
@@ -153,6 +158,16 @@ MESSAGES: dict[str, tuple[int, str, str, str]] = {
         "Too many requests for {path}. Retry after {seconds} second(s).",
         "{path} へのリクエストが多すぎます。{seconds} 秒後に再試行してください。",
     ),
+    "fault_injected": (
+        0, "LAB0900",
+        "The lab injected this HTTP {http_status} response.",
+        "ラボが注入した HTTP {http_status} 応答です。",
+    ),
+    "fault_not_found": (
+        404, "LAB0901",
+        "No fault with id {fault_id} is waiting. GET /_lab/faults lists them.",
+        "ID {fault_id} の待機中のフォールトはありません。GET /_lab/faults で一覧を確認してください。",
+    ),
     "internal_error": (
         500, "LAB0500",
         "Internal error in the SORACOM lab emulator. See its log file.",
@@ -201,6 +216,18 @@ MESSAGES: dict[str, tuple[int, str, str, str]] = {
         502, "LAB2008",
         "AWS IoT {operation} failed: cannot reach the AWS endpoint: {detail}",
         "AWS IoT の {operation} が失敗しました: AWS エンドポイントに接続できません: {detail}",
+    ),
+    "krypton_aws_access_denied": (
+        0, "LAB2009",
+        "AWS IoT {operation} was denied for the IAM user of credential set '{credentials_id}': "
+        "{aws_code}: {aws_message}. Give that user the missing permission.",
+        "認証情報 '{credentials_id}' の IAM ユーザーに対して AWS IoT の {operation} が拒否されました: "
+        "{aws_code}: {aws_message}。そのユーザーに不足している権限を付与してください。",
+    ),
+    "krypton_certificate_not_found": (
+        404, "LAB2010",
+        "Certificate '{certificate_id}' was not issued to SIM {imsi} by a bootstrap with skipCertificates.",
+        "証明書 '{certificate_id}' は skipCertificates を指定したブートストラップで SIM {imsi} に発行されていません。",
     ),
     # Metadata service
     "metadata_no_session": (

@@ -26,6 +26,25 @@ class LabRequestHandler(WSGIRequestHandler):
             self.request.do_handshake()
         super().setup()
 
+    # http.server's send_response() always sends a Date header. These three methods send it only
+    # when the app has not set its own, which the clock_offset fault does.
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        self._date_sent = False
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "date":
+            self._date_sent = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if not getattr(self, "_date_sent", True):
+            super().send_header("Date", self.date_time_string())
+            self._date_sent = True
+        super().end_headers()
+
 
 class LabWSGIServer(ThreadedWSGIServer):
     """werkzeug's threaded server, with TLS handshakes moved off the accept loop.

@@ -16,10 +16,13 @@ import threading
 import time
 import uuid
 
-from .accounting import CallRecorder, RateLimiter
+from .accounting import CallRecorder, RateLimiter, SpecViolationLog
 from .errors import api_error
+from .faults import FaultRegistry
 
 DEFAULT_OPERATOR_ID = "OP0099000001"
+# Certificates kept per SIM for Krypton's light mode (POST /v1/provisioning/aws/iot/certificates/{id}).
+LIGHT_CERTIFICATES_PER_SIM = 10
 TOKEN_TIMEOUT_DEFAULT_SECONDS = 86400
 TOKEN_TIMEOUT_MAX_SECONDS = 172800
 
@@ -85,6 +88,10 @@ class LabState:
         self.default_operator_id = default_operator_id
         self.calls = CallRecorder(clock)
         self.rate_limiter = RateLimiter()
+        self.faults = FaultRegistry()
+        self.spec_violations = SpecViolationLog(clock=clock)
+        # imsi -> {certificateId: certificate PEM}, oldest first
+        self._light_certificates: dict[str, dict[str, str]] = {}
         self._auth_keys: dict[str, dict] = {}
         self._root_users: dict[str, dict] = {}
         self._sam_users: dict[tuple[str, str], dict] = {}
@@ -430,13 +437,30 @@ class LabState:
                 "last_imsi": specs[-1]["imsi"]}
 
     def reset(self) -> None:
-        """Delete all groups and credential sets and take every SIM out of its group."""
+        """Delete all groups, credential sets, light-mode certificates and waiting faults, and take
+        every SIM out of its group. Call counts and spec violations stay."""
         with self.lock:
             self._groups.clear()
             self._credentials.clear()
+            self._light_certificates.clear()
             for sim in self._sims.values():
                 sim["groupId"] = None
             self.rate_limiter.reset_windows()
+            self.faults.clear()
+
+    # ------------------------------------------------------------------ Krypton light mode
+
+    def remember_certificate(self, imsi: str, certificate_id: str, certificate_pem: str) -> None:
+        """Keep a certificate issued with skipCertificates so the SIM can fetch it later."""
+        with self.lock:
+            certificates = self._light_certificates.setdefault(imsi, {})
+            certificates[certificate_id] = certificate_pem
+            while len(certificates) > LIGHT_CERTIFICATES_PER_SIM:
+                del certificates[next(iter(certificates))]
+
+    def issued_certificate(self, imsi: str, certificate_id: str) -> str | None:
+        with self.lock:
+            return self._light_certificates.get(imsi, {}).get(certificate_id)
 
     def snapshot(self) -> dict:
         """Return the whole state, secrets included, for lab tests (GET /_lab/state)."""
@@ -549,7 +573,7 @@ def _credential_view(record: dict) -> dict:
     real API echoes. The lab returns an empty object, so clients cannot rely on reading back
     even the access key id.
     """
-    view = {
+    return {
         "credentialsId": record["credentialsId"],
         "type": record["type"],
         "description": record["description"],
@@ -557,10 +581,14 @@ def _credential_view(record: dict) -> dict:
         # The spec gives these as int64 without a unit. The lab uses UNIX seconds.
         "createDateTime": record["createDateTime"],
         "updateDateTime": record["updateDateTime"],
+        # The spec requires lastUsedDateTime. NOTE: 0 for a set that no service has used yet is a guess.
+        "lastUsedDateTime": record["lastUsedDateTime"] or 0,
     }
-    if record["lastUsedDateTime"] is not None:
-        view["lastUsedDateTime"] = record["lastUsedDateTime"]
-    return view
+
+
+def _without_none(view: dict) -> dict:
+    """Drop the fields whose value is None: the spec marks no field of these schemas nullable."""
+    return {name: value for name, value in view.items() if value is not None}
 
 
 def _group_view(group: dict) -> dict:
@@ -580,19 +608,22 @@ def _group_view(group: dict) -> dict:
 def session_status_view(sim: dict) -> dict:
     """Render the SessionStatus of a SIM: ``ueIpAddress`` is the session address while online."""
     online = bool(sim["online"] and sim["ip"])
-    return {
+    return _without_none({
         "online": online,
         "imsi": sim["imsi"] if online else None,
         "ueIpAddress": sim["ip"] if online else None,
         "imei": sim["imei"] if online else None,
         "subscription": sim["subscription"] if online else None,
         "lastUpdatedAt": sim["lastModifiedTime"],
-    }
+    })
 
 
 def sim_view(sim: dict) -> dict:
-    """Render the spec's Sim schema: one profile (the ICCID) holding the primary subscriber."""
-    return {
+    """Render the spec's Sim schema: one profile (the ICCID) holding the primary subscriber.
+
+    Fields without a value (a SIM outside any group has no ``groupId``) are left out.
+    """
+    return _without_none({
         "simId": sim["simId"],
         "operatorId": sim["operatorId"],
         "status": sim["status"],
@@ -608,13 +639,13 @@ def sim_view(sim: dict) -> dict:
                 "otaSupported": False,
                 "primaryImsi": sim["imsi"],
                 "subscribers": {
-                    sim["imsi"]: {
+                    sim["imsi"]: _without_none({
                         "imsi": sim["imsi"],
                         "msisdn": sim["msisdn"],
                         "status": sim["status"],
                         "subscription": sim["subscription"],
                         "bundles": [],
-                    },
+                    }),
                 },
             },
         },
@@ -625,12 +656,12 @@ def sim_view(sim: dict) -> dict:
         "expiryAction": None,
         "createdTime": sim["createdTime"],
         "lastModifiedTime": sim["lastModifiedTime"],
-    }
+    })
 
 
 def subscriber_view(sim: dict) -> dict:
-    """Render the spec's Subscriber schema for the SIM's primary subscription."""
-    return {
+    """Render the spec's Subscriber schema for the SIM's primary subscription, leaving out fields without a value."""
+    return _without_none({
         "imsi": sim["imsi"],
         "iccid": sim["iccid"],
         "simId": sim["simId"],
@@ -658,7 +689,7 @@ def subscriber_view(sim: dict) -> dict:
         "createdAt": sim["createdTime"],
         "lastModifiedTime": sim["lastModifiedTime"],
         "lastModifiedAt": sim["lastModifiedTime"],
-    }
+    })
 
 
 def sim_admin_view(sim: dict) -> dict:
