@@ -268,7 +268,10 @@ class KryptonClient:
             else:
                 return self._decode_success(response, url, attempt)
 
-            if not failure.retryable or attempt > self.retries:
+            if not failure.retryable:
+                raise failure
+            if attempt > self.retries:
+                failure.args = ('%s. Gave up after %d attempts.' % (failure.args[0].rstrip('.'), attempt),)
                 raise failure
             delay = backoff_delay(attempt - 1, retry_after)
             reason = failure.args[0].rstrip('.')

@@ -179,6 +179,7 @@ def test_retry_on_server_errors_then_give_up(monkeypatch, sleeps, status):
         client.bootstrap()
     assert excinfo.value.status == status
     assert excinfo.value.attempts == 4
+    assert 'Gave up after 4 attempts' in str(excinfo.value)
     assert len(opener.calls) == 4
     assert len(sleeps) == 3
     for attempt, delay in enumerate(sleeps):

@@ -386,7 +386,8 @@ def test_connection_failure_hint(capsys, krypton, tmp_path):
         krypton.responses.append(urllib.error.URLError(ConnectionRefusedError(111, 'Connection refused')))
     result = run_module(capsys, dest=str(tmp_path / 'krypton'), retries=1)
     assert result['rc'] == 1
-    assert 'Connection refused. Krypton responds only' in result['msg']
+    assert 'Connection refused. Gave up after' in result['msg']
+    assert 'Krypton responds only over the SIM' in result['msg']
     assert 'lte_link_info' in result['msg']
     assert result['attempts'] == 2
 
