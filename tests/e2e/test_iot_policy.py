@@ -124,6 +124,12 @@ def device(lab):
     prefix = f"e2e-iot-policy-{uuid.uuid4().hex[:8]}"
     thing, policy_name, directory = f"{prefix}-thing", prefix, f"/tmp/{prefix}"
     cleanup: list[tuple[str, object]] = []
+    # A Pi in a fresh lab has no MQTT clients yet; provision.yml installs them on real fleets.
+    installed = labapi.ssh(
+        pi, "command -v mosquitto_pub >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto-clients)",
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
     try:
         iot.create_thing(thingName=thing)
         cleanup.append((f"delete thing {thing}", lambda: iot.delete_thing(thingName=thing)))
