@@ -15,7 +15,13 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-STATE = Path(os.environ.get("KRYPTON_LAB_STATE", REPO / "tests" / "lab" / ".state"))
+sys.path.insert(0, str(REPO / "tests" / "lab"))
+
+from labctl_lib.config import Lab, StatePaths  # noqa: E402  (needs the path set above)
+
+# `labctl exec` sets KRYPTON_LAB_ID and KRYPTON_LAB_STATE to the lab it enters. Without them
+# this is lab 0 and its default state directory, tests/lab/.state.
+STATE = StatePaths.from_env(Lab.from_env()).root
 SORACOM_ADMIN = "http://127.0.0.1:8099"
 BROKER_ADMIN = "http://127.0.0.1:8098"
 RECAP = re.compile(

@@ -1,12 +1,20 @@
 # Copyright (c) 2026 soracom.krypton contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixed names, addresses and paths of the lab, and the identity of each simulated Pi."""
+"""Names, addresses and paths of a lab, and the identity of each simulated Pi.
+
+Several labs can run on one machine at once. Env KRYPTON_LAB_ID (0..9) selects one, and
+``Lab`` derives its network namespaces, subnet, MAC addresses and state directory from it.
+Lab 0 keeps the names and addresses that the README, the integration targets and CI use.
+"""
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
+
+from . import LabError
 
 # tests/lab/labctl_lib/config.py -> repository root is three levels up.
 LAB_DIR = Path(__file__).resolve().parent.parent
@@ -15,11 +23,9 @@ VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 
 CACHE_DIR = Path("/var/cache/soracom-krypton-lab")
 
-LAB_NETNS = "tilab"
-BRIDGE = "br0"
-SUBNET_PREFIX = "10.213.0"
-GATEWAY_IP = f"{SUBNET_PREFIX}.1"
-SUBNET_CIDR = f"{SUBNET_PREFIX}.0/24"
+LAB_ID_ENV = "KRYPTON_LAB_ID"
+MAX_LAB_ID = 9
+BRIDGE = "br0"  # Lives in the lab's namespace, so every lab has its own br0.
 MAX_PIS = 50
 DEFAULT_PIS = 3
 
@@ -62,15 +68,94 @@ def iot_data_host(prefix: str | None = None, region: str = REGION) -> str:
 
 
 def gateway_hostnames(prefix: str | None = None) -> list[str]:
-    """Return every name that must resolve to the lab gateway 10.213.0.1."""
+    """Return every name that must resolve to the lab gateway (10.213.<lab id>.1)."""
     return [*SORACOM_HOSTNAMES, APT_HOSTNAME, iot_ats_host(prefix), iot_data_host(prefix)]
+
+
+# Network namespace names of every lab on the machine, whichever state directory it uses:
+# tilab and tilab1..tilab9 for the labs, tipiN and t1piN..t9piN for their Pis.
+LAB_NETNS_PATTERN = re.compile(r"tilab[1-9]?")
+PI_NETNS_PATTERN = re.compile(r"t(?P<lab>i|[1-9])pi(?P<n>[1-9][0-9]?)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lab:
+    """One of the labs that can run side by side on this machine, numbered 0..9."""
+
+    id: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id <= MAX_LAB_ID:
+            raise ValueError(f"lab ID {self.id} is out of range 0..{MAX_LAB_ID}")
+
+    @classmethod
+    def from_env(cls) -> Lab:
+        """Return the lab that env KRYPTON_LAB_ID selects (0 when unset or empty)."""
+        text = os.environ.get(LAB_ID_ENV, "").strip()
+        if not text:
+            return cls(0)
+        if not (text.isdigit() and 0 <= int(text) <= MAX_LAB_ID):
+            raise LabError(f"invalid {LAB_ID_ENV}={text!r}: expected an integer 0..{MAX_LAB_ID}")
+        return cls(int(text))
+
+    @property
+    def netns(self) -> str:
+        """Network namespace of the services and the controller (``labctl exec``)."""
+        return "tilab" if self.id == 0 else f"tilab{self.id}"
+
+    @property
+    def pi_netns_prefix(self) -> str:
+        # "t9pi50-h", the longest host-side veth name, stays below the 15-character limit
+        # that the kernel sets for interface names, and so do the namespace names.
+        return "tipi" if self.id == 0 else f"t{self.id}pi"
+
+    @property
+    def subnet_prefix(self) -> str:
+        return f"10.213.{self.id}"
+
+    @property
+    def subnet_cidr(self) -> str:
+        return f"{self.subnet_prefix}.0/24"
+
+    @property
+    def gateway_ip(self) -> str:
+        """Address of br0 in the lab's namespace, where the services listen."""
+        return f"{self.subnet_prefix}.1"
+
+    @property
+    def mac_prefix(self) -> str:
+        """First five octets of the Pis' MACs: 02:00 and the subnet's octets 10.213.<id>."""
+        return f"02:00:0a:d5:{self.id:02x}"
+
+    @property
+    def machine_prefix(self) -> str:
+        """Prefix of the Pis' systemd-nspawn machine names, which name the propagate directories."""
+        return "" if self.id == 0 else f"{self.netns}-"
+
+    @property
+    def netns_etc(self) -> Path:
+        """Directory whose files ``ip netns exec`` bind-mounts over /etc in the lab's namespace."""
+        return Path("/etc/netns") / self.netns
+
+    @property
+    def default_state_dir(self) -> Path:
+        return LAB_DIR / (".state" if self.id == 0 else f".state-{self.id}")
+
+    @property
+    def env_prefix(self) -> str:
+        """Shell prefix that selects this lab in the commands labctl suggests."""
+        return "" if self.id == 0 else f"{LAB_ID_ENV}={self.id} "
 
 
 @dataclasses.dataclass(frozen=True)
 class PiSpec:
-    """Identity of simulated Pi number ``n`` (1..50): names, addresses and its SIM."""
+    """Identity of simulated Pi number ``n`` (1..50) of ``lab``: names, addresses and its SIM.
+
+    The SIM identity depends on ``n`` only, because every lab has its own SORACOM emulator.
+    """
 
     n: int
+    lab: Lab
 
     def __post_init__(self) -> None:
         if not 1 <= self.n <= MAX_PIS:
@@ -81,23 +166,28 @@ class PiSpec:
         return f"pi{self.n:02d}"
 
     @property
+    def machine(self) -> str:
+        """systemd-nspawn machine name, unique on this machine."""
+        return f"{self.lab.machine_prefix}{self.name}"
+
+    @property
     def netns(self) -> str:
-        return f"tipi{self.n}"
+        return f"{self.lab.pi_netns_prefix}{self.n}"
 
     @property
     def host_veth(self) -> str:
-        """Name of the veth end that stays in tilab, attached to br0."""
-        return f"tipi{self.n}-h"
+        """Name of the veth end that stays in the lab's namespace, attached to br0."""
+        return f"{self.netns}-h"
 
     @property
     def ip(self) -> str:
-        return f"{SUBNET_PREFIX}.{10 + self.n}"
+        return f"{self.lab.subnet_prefix}.{10 + self.n}"
 
     @property
     def mac(self) -> str:
         # A fixed MAC per address avoids stale ARP entries in tilab when a Pi is re-created,
         # which made SSH take about 11 s to connect instead of 0.3 s.
-        return f"02:00:0a:d5:00:{10 + self.n:02x}"
+        return f"{self.lab.mac_prefix}:{10 + self.n:02x}"
 
     @property
     def imsi(self) -> str:
@@ -131,14 +221,14 @@ class PiSpec:
 
 @dataclasses.dataclass(frozen=True)
 class StatePaths:
-    """Files under the lab's state directory (tests/lab/.state, env KRYPTON_LAB_STATE)."""
+    """Files under the lab's state directory (env KRYPTON_LAB_STATE, else ``Lab.default_state_dir``)."""
 
     root: Path
 
     @classmethod
-    def from_env(cls) -> StatePaths:
+    def from_env(cls, lab: Lab) -> StatePaths:
         override = os.environ.get("KRYPTON_LAB_STATE")
-        root = Path(override).resolve() if override else LAB_DIR / ".state"
+        root = Path(override).resolve() if override else lab.default_state_dir
         return cls(root)
 
     @property
@@ -171,7 +261,7 @@ class StatePaths:
 
     @property
     def sysctl_saved(self) -> Path:
-        """Values of kernel settings that labctl changed, restored by ``down``."""
+        """Kernel settings saved by labctl versions that ran one lab per machine; read by ``down``."""
         return self.root / "sysctl-saved.json"
 
     @property
@@ -198,22 +288,31 @@ class StatePaths:
 
 @dataclasses.dataclass(frozen=True)
 class OutputPaths:
-    """Files in the repository that ``labctl up`` writes (all gitignored)."""
+    """The Ansible inventory and ansible-test's integration_config.yml that ``labctl up`` writes.
 
-    repo: Path = REPO_ROOT
+    Lab 0 writes them into the repository (gitignored), where ansible.cfg and ansible-test
+    look for them. Other labs write them under their state directory, so that labs do not
+    overwrite each other's files, and ``labctl exec`` sets ANSIBLE_INVENTORY for them.
+    """
+
+    inventory: Path
+    integration_config: Path
+
+    @classmethod
+    def for_lab(cls, lab: Lab, state: StatePaths, repo: Path = REPO_ROOT) -> OutputPaths:
+        if lab.id != 0:
+            return cls(state.root / "inventory", state.root / "integration_config.yml")
+        return cls(repo / "inventory" / "lab",
+                   repo / "collections" / "ansible_collections" / "soracom" / "krypton"
+                   / "tests" / "integration" / "integration_config.yml")
 
     @property
     def hosts_yml(self) -> Path:
-        return self.repo / "inventory" / "lab" / "hosts.yml"
+        return self.inventory / "hosts.yml"
 
     @property
     def group_vars_yml(self) -> Path:
-        return self.repo / "inventory" / "lab" / "group_vars" / "all" / "lab.yml"
-
-    @property
-    def integration_config(self) -> Path:
-        return (self.repo / "collections" / "ansible_collections" / "soracom" / "krypton"
-                / "tests" / "integration" / "integration_config.yml")
+        return self.inventory / "group_vars" / "all" / "lab.yml"
 
     def all(self) -> list[Path]:
         return [self.hosts_yml, self.group_vars_yml, self.integration_config]

@@ -6,18 +6,19 @@
 tilab contains bridge br0 with 10.213.0.1/24 and has no default route. Pi N lives in namespace
 tipiN, joined to br0 by a veth whose inner end is renamed ppp0 and carries
 10.213.0.(10+N)/32 with peer 10.213.0.1, like a PPP link. The root namespace gets nothing.
+Lab K >= 1 uses tilabK, tKpiN and 10.213.K.0/24 in the same way (see ``config.Lab``).
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
 from . import LabError
-from .config import BRIDGE, GATEWAY_IP, LAB_NETNS, PiSpec, gateway_hostnames
+from .config import BRIDGE, Lab, PiSpec, gateway_hostnames
 from .pki import subject_hash
 from .sysutil import netns_exists, run
 
-NETNS_ETC = Path("/etc/netns") / LAB_NETNS
 LAB_CA_BUNDLE_NAME = "soracom-krypton-lab-root-ca.pem"
 
 
@@ -29,22 +30,23 @@ def link_exists(netns: str, link: str) -> bool:
     return _ip("-n", netns, "link", "show", "dev", link, check=False).returncode == 0
 
 
-def ensure_lab_netns() -> None:
+def ensure_lab_netns(lab: Lab) -> None:
     """Create tilab with lo and br0 (10.213.0.1/24), or complete a partly created one."""
-    if not netns_exists(LAB_NETNS):
-        _ip("netns", "add", LAB_NETNS)
-    _ip("-n", LAB_NETNS, "link", "set", "lo", "up")
-    if not link_exists(LAB_NETNS, BRIDGE):
-        _ip("-n", LAB_NETNS, "link", "add", BRIDGE, "type", "bridge")
-    addresses = _ip("-n", LAB_NETNS, "-o", "-4", "addr", "show", "dev", BRIDGE).stdout
-    if f"{GATEWAY_IP}/24" not in addresses:
-        _ip("-n", LAB_NETNS, "addr", "add", f"{GATEWAY_IP}/24", "dev", BRIDGE)
-    _ip("-n", LAB_NETNS, "link", "set", BRIDGE, "up")
+    netns = lab.netns
+    if not netns_exists(netns):
+        _ip("netns", "add", netns)
+    _ip("-n", netns, "link", "set", "lo", "up")
+    if not link_exists(netns, BRIDGE):
+        _ip("-n", netns, "link", "add", BRIDGE, "type", "bridge")
+    addresses = _ip("-n", netns, "-o", "-4", "addr", "show", "dev", BRIDGE).stdout
+    if f"{lab.gateway_ip}/24" not in addresses:
+        _ip("-n", netns, "addr", "add", f"{lab.gateway_ip}/24", "dev", BRIDGE)
+    _ip("-n", netns, "link", "set", BRIDGE, "up")
 
 
 def pi_netns_ready(pi: PiSpec) -> bool:
     return (netns_exists(pi.netns) and link_exists(pi.netns, "ppp0")
-            and link_exists(LAB_NETNS, pi.host_veth))
+            and link_exists(pi.lab.netns, pi.host_veth))
 
 
 def ensure_pi_netns(pi: PiSpec) -> None:
@@ -55,9 +57,9 @@ def ensure_pi_netns(pi: PiSpec) -> None:
     delete_pi_netns(pi)
     _ip("netns", "add", pi.netns)
     _ip("-n", pi.netns, "link", "set", "lo", "up")
-    _ip("link", "add", pi.host_veth, "netns", LAB_NETNS, "type", "veth",
+    _ip("link", "add", pi.host_veth, "netns", pi.lab.netns, "type", "veth",
         "peer", "name", "ppp0", "netns", pi.netns, "address", pi.mac)
-    _ip("-n", LAB_NETNS, "link", "set", pi.host_veth, "master", BRIDGE, "up")
+    _ip("-n", pi.lab.netns, "link", "set", pi.host_veth, "master", BRIDGE, "up")
     set_link_up(pi)
 
 
@@ -65,9 +67,10 @@ def set_link_up(pi: PiSpec) -> None:
     """Bring ppp0 up and restore its address and default route, which link-down removes."""
     if not link_exists(pi.netns, "ppp0"):
         raise LabError(f"{pi.name} has no ppp0 in namespace {pi.netns} (run labctl pi-up {pi.n})")
+    gateway = pi.lab.gateway_ip
     addresses = _ip("-n", pi.netns, "-o", "-4", "addr", "show", "dev", "ppp0").stdout
-    if f"inet {pi.ip} peer {GATEWAY_IP}/32" not in addresses:
-        _ip("-n", pi.netns, "addr", "replace", f"{pi.ip}/32", "peer", f"{GATEWAY_IP}/32", "dev", "ppp0")
+    if f"inet {pi.ip} peer {gateway}/32" not in addresses:
+        _ip("-n", pi.netns, "addr", "replace", f"{pi.ip}/32", "peer", f"{gateway}/32", "dev", "ppp0")
     _ip("-n", pi.netns, "link", "set", "ppp0", "up")
     _ip("-n", pi.netns, "route", "replace", "default", "dev", "ppp0")
 
@@ -80,15 +83,15 @@ def set_link_down(pi: PiSpec) -> None:
 
 
 def delete_pi_netns(pi: PiSpec) -> None:
-    if netns_exists(LAB_NETNS) and link_exists(LAB_NETNS, pi.host_veth):
-        _ip("-n", LAB_NETNS, "link", "del", pi.host_veth, check=False)
+    if netns_exists(pi.lab.netns) and link_exists(pi.lab.netns, pi.host_veth):
+        _ip("-n", pi.lab.netns, "link", "del", pi.host_veth, check=False)
     if netns_exists(pi.netns):
         _ip("netns", "del", pi.netns)
 
 
-def delete_lab_netns() -> None:
-    if netns_exists(LAB_NETNS):
-        _ip("netns", "del", LAB_NETNS)
+def delete_lab_netns(lab: Lab) -> None:
+    if netns_exists(lab.netns):
+        _ip("netns", "del", lab.netns)
 
 
 def netns_pids(name: str) -> list[int]:
@@ -98,9 +101,9 @@ def netns_pids(name: str) -> list[int]:
     return [int(pid) for pid in output.split() if pid.isdigit()]
 
 
-# --- /etc/netns/tilab --------------------------------------------------------------------------
+# --- /etc/netns/tilab[K] -----------------------------------------------------------------------
 
-def hosts_file(pis: list[PiSpec], gateway: str = GATEWAY_IP, self_name: str | None = None,
+def hosts_file(gateway: str, pis: list[PiSpec], self_name: str | None = None,
                self_ip: str | None = None) -> str:
     """Render an /etc/hosts for tilab (no ``self_name``) or for one Pi."""
     lines = ["# soracom.krypton lab: these names resolve to the lab only.",
@@ -113,23 +116,25 @@ def hosts_file(pis: list[PiSpec], gateway: str = GATEWAY_IP, self_name: str | No
     return "\n".join(lines) + "\n"
 
 
-def write_netns_etc(pis: list[PiSpec], server_ca: Path) -> None:
-    """Write tilab's hosts, resolv.conf and ssl directory that ``ip netns exec tilab`` bind-mounts.
+def write_netns_etc(lab: Lab, pis: list[PiSpec], server_ca: Path) -> None:
+    """Write the hosts, resolv.conf and ssl directory that ``ip netns exec tilab`` bind-mounts.
+
+    They go to ``lab.netns_etc``: /etc/netns/tilab for lab 0, /etc/netns/tilabK for lab K.
 
     ssl is a copy of /etc/ssl with the lab CA appended to certs/ca-certificates.crt and
     linked under its subject hash, so CAfile and CApath users in tilab both trust it.
     Files are rewritten in place: processes that run in tilab keep their bind mounts, and a
     replaced directory would appear empty to them.
     """
-    NETNS_ETC.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(NETNS_ETC / "hosts", hosts_file(pis))
-    _write_if_changed(NETNS_ETC / "resolv.conf",
+    netns_etc = lab.netns_etc
+    netns_etc.mkdir(parents=True, exist_ok=True)
+    _write_if_changed(netns_etc / "hosts", hosts_file(lab.gateway_ip, pis))
+    _write_if_changed(netns_etc / "resolv.conf",
                       "# soracom.krypton lab: no DNS server, names are in /etc/hosts\nnameserver 127.0.0.1\n")
 
-    ssl_dir = NETNS_ETC / "ssl"
+    ssl_dir = netns_etc / "ssl"
     if not ssl_dir.is_dir():
-        # Staged outside NETNS_ETC: ip netns exec bind-mounts every entry found there.
-        staging = NETNS_ETC.parent / f".{LAB_NETNS}-ssl.new"
+        staging = _ssl_staging_dir(lab)
         if staging.exists():
             shutil.rmtree(staging)
         shutil.copytree("/etc/ssl", staging, symlinks=True)
@@ -158,10 +163,18 @@ def _write_if_changed(path: Path, content: str) -> None:
         handle.write(content)
 
 
-def remove_netns_etc() -> None:
-    for path in (NETNS_ETC, NETNS_ETC.parent / f".{LAB_NETNS}-ssl.new"):
+def _ssl_staging_dir(lab: Lab) -> Path:
+    # Staged outside /etc/netns/<netns>: ip netns exec bind-mounts every entry found there.
+    return lab.netns_etc.parent / f".{lab.netns}-ssl.new"
+
+
+def remove_netns_etc(lab: Lab) -> None:
+    """Delete /etc/netns/<netns> of ``lab``, and /etc/netns itself once no lab uses it."""
+    for path in (lab.netns_etc, _ssl_staging_dir(lab)):
         if path.exists():
             shutil.rmtree(path)
-    parent = NETNS_ETC.parent
+    parent = lab.netns_etc.parent
     if parent.exists() and not any(parent.iterdir()):
-        parent.rmdir()
+        # If another lab creates its directory here at the same moment, rmdir fails and /etc/netns stays.
+        with contextlib.suppress(OSError):
+            parent.rmdir()

@@ -12,36 +12,31 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import json
 import shutil
 import time
 from pathlib import Path
 
 from . import LabError
-from .config import GATEWAY_IP, LAB_NETNS, PiSpec, StatePaths
+from .config import PiSpec, StatePaths
 from .image import Image
 from .network import delete_pi_netns, ensure_pi_netns, hosts_file
-from .sysutil import live_pid, log, process_matches, read_pid, ssh_banner, start_detached, stop_process, tail, write_file
+from .sysutil import live_pid, process_matches, read_pid, ssh_banner, start_detached, stop_process, tail, write_file
 
 BOOT_TIMEOUT = 90.0  # seconds until sshd sends its banner, counted from the start of the batch
 POWER_OFF_TIMEOUT = 20.0
-# Estimated inotify instances per booted Pi (systemd, journald, udev, dbus, logind). On a
-# 2-vCPU Debian 12 VM, 20 Pis and the host used 160 in all. With the kernel default of 128
-# per user, systemd in the newer containers failed with "Failed to create inotify object:
-# Too many open files" at about 20 Pis.
-INOTIFY_PER_PI = 8
-INOTIFY_HOST_RESERVE = 32
-INOTIFY_RAISED = 1024
-INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify/max_user_instances")
+NSPAWN_PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 
 
 def nspawn_marker(pi: PiSpec) -> str:
-    return f"--machine={pi.name}"
+    return f"--machine={pi.machine}"
 
 
 def machine_id(pi: PiSpec) -> str:
-    """Return a stable machine-id per Pi number, as a real Pi keeps one across boots."""
-    return hashlib.sha256(f"soracom-krypton-lab {pi.name}".encode()).hexdigest()[:32]
+    """Return a stable machine-id per Pi, as a real Pi keeps one across boots.
+
+    The machine name of a lab 0 Pi is its host name, so lab 0 keeps the IDs it always had.
+    """
+    return hashlib.sha256(f"soracom-krypton-lab {pi.machine}".encode()).hexdigest()[:32]
 
 
 class PiManager:
@@ -63,7 +58,7 @@ class PiManager:
         etc = upper / "etc"
         etc.mkdir(parents=True)
         write_file(etc / "hostname", pi.name + "\n")
-        write_file(etc / "hosts", hosts_file([], gateway=GATEWAY_IP, self_name=pi.name, self_ip=pi.ip))
+        write_file(etc / "hosts", hosts_file(pi.lab.gateway_ip, [], self_name=pi.name, self_ip=pi.ip))
         write_file(etc / "machine-id", machine_id(pi) + "\n", mode=0o444)
 
     def command(self, pi: PiSpec, lab_layer: Path) -> list[str]:
@@ -95,7 +90,7 @@ class PiManager:
 
         def wait_one(pi: PiSpec) -> str | None:
             while time.monotonic() < deadline:
-                if ssh_banner(pi.ip, LAB_NETNS, timeout=1):
+                if ssh_banner(pi.ip, pi.lab.netns, timeout=1):
                     return None
                 if not self.pid(pi):
                     return "systemd-nspawn exited"
@@ -124,7 +119,7 @@ class PiManager:
                 raise LabError(f"{pi.name} (pid {recorded}) could not be stopped")
         self.state.pid_file(pi.name).unlink(missing_ok=True)
         # systemd-nspawn leaves this empty directory behind.
-        propagate = Path("/run/systemd/nspawn/propagate") / pi.name
+        propagate = NSPAWN_PROPAGATE_DIR / pi.machine
         if propagate.is_dir():
             propagate.rmdir()
         delete_pi_netns(pi)
@@ -144,30 +139,3 @@ class PiManager:
                     errors.append(str(exc))
         if errors:
             raise LabError("; ".join(errors))
-
-
-# --- inotify limit -------------------------------------------------------------------------------
-
-def inotify_needed(pi_count: int) -> int:
-    return INOTIFY_HOST_RESERVE + INOTIFY_PER_PI * pi_count
-
-
-def ensure_inotify_limit(state: StatePaths, pi_count: int) -> None:
-    """Raise fs.inotify.max_user_instances to 1024 when the Pis need more; remember the old value."""
-    current = int(INOTIFY_SYSCTL.read_text())
-    if current >= inotify_needed(pi_count):
-        return
-    if not state.sysctl_saved.exists():
-        write_file(state.sysctl_saved, json.dumps({"fs.inotify.max_user_instances": current}) + "\n")
-    new_value = max(INOTIFY_RAISED, inotify_needed(pi_count))
-    INOTIFY_SYSCTL.write_text(f"{new_value}\n")
-    log(f"fs.inotify.max_user_instances raised from {current} to {new_value} for {pi_count} Pis")
-
-
-def restore_inotify_limit(state: StatePaths) -> None:
-    if not state.sysctl_saved.exists():
-        return
-    saved = json.loads(state.sysctl_saved.read_text())["fs.inotify.max_user_instances"]
-    INOTIFY_SYSCTL.write_text(f"{saved}\n")
-    state.sysctl_saved.unlink()
-    log(f"fs.inotify.max_user_instances restored to {saved}")

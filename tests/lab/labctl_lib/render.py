@@ -12,10 +12,9 @@ import json
 import re
 
 from .config import (
-    APT_REPO_URL, AWS_ACCOUNT_ID, BROKER_ADMIN_URL, BROKER_PORT, GATEWAY_IP, KRYPTON_URL,
-    LAB_NETNS, METADATA_URL, MOTO_URL, REGION, SORACOM_ADMIN_URL, SORACOM_ENDPOINT,
-    SORACOM_G_ENDPOINT, SORACOM_OPERATOR_ID, SUBNET_CIDR, PiSpec, StatePaths, iot_ats_host,
-    iot_data_host, iot_endpoint_prefix,
+    APT_REPO_URL, AWS_ACCOUNT_ID, BROKER_ADMIN_URL, BROKER_PORT, KRYPTON_URL, METADATA_URL,
+    MOTO_URL, REGION, SORACOM_ADMIN_URL, SORACOM_ENDPOINT, SORACOM_G_ENDPOINT, SORACOM_OPERATOR_ID,
+    Lab, PiSpec, StatePaths, iot_ats_host, iot_data_host, iot_endpoint_prefix,
 )
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -78,15 +77,17 @@ def to_yaml(value) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lab_record(state: StatePaths, pis: list[PiSpec], admin: dict, auth: dict, image_info: dict) -> dict:
+def lab_record(lab: Lab, state: StatePaths, pis: list[PiSpec], admin: dict, auth: dict,
+               image_info: dict) -> dict:
     """Return lab.json's content: everything tests need to reach and check the lab."""
     pki = state.pki
     return {
         "format": 1,
+        "lab_id": lab.id,
         "state_dir": str(state.root),
-        "netns": LAB_NETNS,
-        "subnet": SUBNET_CIDR,
-        "gateway": GATEWAY_IP,
+        "netns": lab.netns,
+        "subnet": lab.subnet_cidr,
+        "gateway": lab.gateway_ip,
         "region": REGION,
         "aws": {
             "endpoint_url": MOTO_URL,

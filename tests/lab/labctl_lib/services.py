@@ -4,7 +4,8 @@
 """The lab's services in tilab: moto, SORACOM emulator, MQTT broker and the Pis' apt repository.
 
 Each service runs with ``ip netns exec tilab`` (so it uses tilab's /etc/hosts and trusts the lab CA),
-has a pid file and a log file under the state directory, and is stopped by its PID.
+has a pid file and a log file under the state directory, and is stopped by its PID. In lab K >= 1
+the namespace is tilabK, and the services listen on that lab's gateway 10.213.K.1 instead.
 """
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ from pathlib import Path
 
 from . import LabError
 from .config import (
-    APT_REPO_PORT, AWS_ADMIN_POLICY_ARN, AWS_ADMIN_USER, BROKER_ADMIN_URL, BROKER_PORT,
-    GATEWAY_IP, LAB_DIR, LAB_NETNS, MOTO_URL, REGION, REPO_ROOT, SORACOM_ADMIN_URL,
-    SORACOM_OPERATOR_ID, VENV_PYTHON, PiSpec, StatePaths, iot_ats_host, iot_data_host,
-    iot_endpoint_prefix,
+    APT_REPO_PORT, AWS_ADMIN_POLICY_ARN, AWS_ADMIN_USER, BROKER_ADMIN_URL, BROKER_PORT, LAB_DIR,
+    MOTO_URL, REGION, REPO_ROOT, SORACOM_ADMIN_URL, SORACOM_OPERATOR_ID, VENV_PYTHON, Lab, PiSpec,
+    StatePaths, iot_ats_host, iot_data_host, iot_endpoint_prefix,
 )
 from .sysutil import (
     http_request, live_pid, log, read_pid, run, start_detached, stop_process, tail, warn, write_file,
@@ -32,25 +32,35 @@ STOP_TIMEOUT = 15.0
 
 @dataclasses.dataclass(frozen=True)
 class Service:
-    """One lab service: how to start it and how to tell that it is ready."""
+    """One lab service: how to start it and how to tell that it is ready.
+
+    ``ready_url_template`` and ``listen_template`` contain ``{gateway}`` in place of the lab's
+    gateway address.
+    """
 
     name: str
     script: Path | None  # None: not a repository script (the apt repository's http.server)
-    ready_url: str
-    listen: str
+    ready_url_template: str
+    listen_template: str
 
     def marker(self, apt_repo: Path) -> str:
         """Return a command-line fragment that identifies this service's process."""
         return self.script.name if self.script else str(apt_repo)
 
+    def ready_url(self, lab: Lab) -> str:
+        return self.ready_url_template.format(gateway=lab.gateway_ip)
+
+    def listen(self, lab: Lab) -> str:
+        return self.listen_template.format(gateway=lab.gateway_ip)
+
 
 MOTO = Service("moto", LAB_DIR / "aws" / "moto_lab_server.py", f"{MOTO_URL}/moto-api/", "127.0.0.1:5000")
 SORACOM = Service("soracom", LAB_DIR / "soracom" / "server.py", f"{SORACOM_ADMIN_URL}/_lab/state",
-                  f"{GATEWAY_IP}:443,8036,80 admin 127.0.0.1:8099")
+                  "{gateway}:443,8036,80 admin 127.0.0.1:8099")
 BROKER = Service("broker", LAB_DIR / "broker" / "broker.py", f"{BROKER_ADMIN_URL}/_lab/connections",
-                 f"{GATEWAY_IP}:{BROKER_PORT} admin 127.0.0.1:8098")
-APT_REPO = Service("aptrepo", None, f"http://{GATEWAY_IP}:{APT_REPO_PORT}/Packages",
-                   f"{GATEWAY_IP}:{APT_REPO_PORT}")
+                 f"{{gateway}}:{BROKER_PORT} admin 127.0.0.1:8098")
+APT_REPO = Service("aptrepo", None, f"http://{{gateway}}:{APT_REPO_PORT}/Packages",
+                   f"{{gateway}}:{APT_REPO_PORT}")
 SERVICES = (MOTO, SORACOM, BROKER, APT_REPO)  # start order; stop in reverse
 
 
@@ -77,9 +87,10 @@ def new_auth_key() -> dict:
 
 
 class ServiceManager:
-    """Start, check and stop the lab services of one state directory."""
+    """Start, check and stop the services of one lab, with pid and log files in its state directory."""
 
-    def __init__(self, state: StatePaths, apt_repo: Path):
+    def __init__(self, lab: Lab, state: StatePaths, apt_repo: Path):
+        self.lab = lab
         self.state = state
         self.apt_repo = apt_repo
 
@@ -92,6 +103,7 @@ class ServiceManager:
         """Return the command line and environment of ``service``."""
         pki = self.state.pki
         logs = self.state.logs
+        gateway = self.lab.gateway_ip
         python = str(VENV_PYTHON)
         env = {
             "PATH": f"{VENV_PYTHON.parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -111,8 +123,8 @@ class ServiceManager:
         if service is SORACOM:
             env.update({"AWS_ENDPOINT_URL": MOTO_URL, "AWS_DEFAULT_REGION": REGION})
             return [python, str(service.script),
-                    "--api", f"{GATEWAY_IP}:443", "--krypton", f"{GATEWAY_IP}:8036",
-                    "--metadata", f"{GATEWAY_IP}:80", "--admin", "127.0.0.1:8099",
+                    "--api", f"{gateway}:443", "--krypton", f"{gateway}:8036",
+                    "--metadata", f"{gateway}:80", "--admin", "127.0.0.1:8099",
                     "--cert", str(pki / "soracom.crt"), "--key", str(pki / "soracom.key"),
                     "--root-ca", str(pki / "server-ca.crt"), "--aws-endpoint", MOTO_URL,
                     "--log", str(logs / "soracom.log"), *spec_validation_args()], env
@@ -123,13 +135,13 @@ class ServiceManager:
                         "AWS_SECRET_ACCESS_KEY": admin["secret_access_key"],
                         "AWS_DEFAULT_REGION": REGION})
             return [python, str(service.script),
-                    "--listen", f"{GATEWAY_IP}:{BROKER_PORT}",
+                    "--listen", f"{gateway}:{BROKER_PORT}",
                     "--cert", str(pki / "broker.crt"), "--key", str(pki / "broker.key"),
                     "--client-ca", str(pki / "device-ca.crt"), "--aws-endpoint", MOTO_URL,
                     "--region", REGION, "--admin", "127.0.0.1:8098",
                     "--log", str(logs / "broker.log")], env
         if service is APT_REPO:
-            return [python, "-m", "http.server", str(APT_REPO_PORT), "--bind", GATEWAY_IP,
+            return [python, "-m", "http.server", str(APT_REPO_PORT), "--bind", gateway,
                     "--directory", str(self.apt_repo)], env
         raise ValueError(service.name)
 
@@ -146,17 +158,18 @@ class ServiceManager:
             return False
         cmd, env = self.command(service, admin)
         log_file = self.state.log_file(service.name)
-        pid = start_detached(["ip", "netns", "exec", LAB_NETNS, *cmd], log_file, env=env, cwd=REPO_ROOT)
+        pid = start_detached(["ip", "netns", "exec", self.lab.netns, *cmd], log_file, env=env, cwd=REPO_ROOT)
         write_file(self.state.pid_file(service.name), f"{pid}\n")
         self.wait_ready(service, pid, log_file)
-        log(f"{service.name} ready (pid {pid}, {service.listen}, log {log_file})")
+        log(f"{service.name} ready (pid {pid}, {service.listen(self.lab)}, log {log_file})")
         return True
 
     def wait_ready(self, service: Service, pid: int, log_file: Path) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         marker = service.marker(self.apt_repo)
+        ready_url = service.ready_url(self.lab)
         while time.monotonic() < deadline:
-            status, _ = http_request(service.ready_url, timeout=2, netns=LAB_NETNS)
+            status, _ = http_request(ready_url, timeout=2, netns=self.lab.netns)
             if status == 200:
                 return
             if not live_pid(self.state.pid_file(service.name), marker):
@@ -165,7 +178,7 @@ class ServiceManager:
                                f"{tail(log_file)}")
             time.sleep(0.2)
         self.stop(service)
-        raise LabError(f"{service.name} was not ready at {service.ready_url} within "
+        raise LabError(f"{service.name} was not ready at {ready_url} within "
                        f"{READY_TIMEOUT:.0f} s and was stopped; see {log_file}. Last lines:\n{tail(log_file)}")
 
     def stop(self, service: Service) -> None:
@@ -188,7 +201,7 @@ class ServiceManager:
                 "name": service.name,
                 "pid": pid or read_pid(self.state.pid_file(service.name)),
                 "alive": bool(pid),
-                "listen": service.listen,
+                "listen": service.listen(self.lab),
                 "log": str(self.state.log_file(service.name)),
             })
         return rows
@@ -196,9 +209,9 @@ class ServiceManager:
     # --- moto: lab admin and IAM enforcement ------------------------------------------------
 
     def _venv_python(self, code: str, env: dict, timeout: float = 60) -> dict:
-        """Run ``code`` with the venv's python inside tilab; it prints one JSON object."""
+        """Run ``code`` with the venv's python inside the lab's namespace; it prints one JSON object."""
         base_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
-        result = run(["ip", "netns", "exec", LAB_NETNS, str(VENV_PYTHON), "-c", code],
+        result = run(["ip", "netns", "exec", self.lab.netns, str(VENV_PYTHON), "-c", code],
                      env={**base_env, **env}, timeout=timeout, check=False)
         if result.returncode != 0:
             raise LabError(f"AWS stand-in check failed (exit {result.returncode}):\n{result.stderr.strip()}")
@@ -217,7 +230,7 @@ print(json.dumps({{"access_key_id": key["AccessKeyId"], "secret_access_key": key
 """
         keys = self._venv_python(code, {})
         status, body = http_request(f"{MOTO_URL}/moto-api/reset-auth", method="POST", body=b"0",
-                                    content_type="text/plain", netns=LAB_NETNS)
+                                    content_type="text/plain", netns=self.lab.netns)
         if status != 200:
             raise LabError(f"turning on IAM enforcement in moto failed: HTTP {status} {body[:200]!r}")
         log(f"AWS stand-in: IAM user {AWS_ADMIN_USER} created, IAM enforcement on")
@@ -283,7 +296,7 @@ print(json.dumps(out))
     def _admin_post(self, path: str, payload) -> None:
         url = SORACOM_ADMIN_URL + path
         status, body = http_request(url, method="POST", body=json.dumps(payload).encode(),
-                                    netns=LAB_NETNS, timeout=30)
+                                    netns=self.lab.netns, timeout=30)
         if not 200 <= status < 300:
             raise LabError(f"POST {url} failed: HTTP {status} {body[:300]!r}; "
                            f"see {self.state.log_file('soracom')}")
