@@ -186,8 +186,7 @@ def test_500_beyond_retries_fails_after_all_attempts(session, run_500):
     assert run_500["output"].count("Retry ") == MODULE_RETRIES
 
 
-# NOTE: krypton_bootstrap reports the attempts only in its "attempts" result field. Its message
-# lacks the count that the SORACOM API modules give ("failed after 4 attempts").
+# krypton_bootstrap ends its message with the attempt count, as the SORACOM API modules do.
 def test_500_message_counts_attempts(run_500):
     attempts = MODULE_RETRIES + 1
     assert f"Gave up after {attempts} attempts" in run_500["result"]["msg"]

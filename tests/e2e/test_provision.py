@@ -152,3 +152,35 @@ def test_check_mode_on_new_names_changes_nothing(lab, provisioned):
     assert recap["localhost"]["changed"] == 6
     assert lab_state_snapshot() == before
     assert labapi.krypton_calls() == calls_before
+
+
+def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
+    """A certificate Krypton minted but the Pi never stored is deactivated by the next run."""
+    pi = lab["pis"][1]
+    thing = pi["thing_name"]
+    held_before = labapi.active_certificates_by_thing()[thing]
+    assert len(held_before) == 1
+
+    # What a run cut off mid-bootstrap leaves: Krypton created a certificate, the Pi kept its files.
+    body = '{"requestParameters": {"thingName": "%s"}}' % thing
+    minted = labapi.ssh(
+        pi,
+        "curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
+        f"-d '{body}' https://krypton.soracom.io:8036/v1/provisioning/aws/iot/bootstrap",
+    )
+    assert minted.stdout == "200", minted.stdout + minted.stderr
+    active = labapi.active_certificates_by_thing()[thing]
+    assert len(active) == 2
+    orphan = next(certificate_id for certificate_id in active if certificate_id not in held_before)
+
+    result = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    # The YAML callback wraps long messages, so compare with the white space folded.
+    assert f"Deactivated certificate {orphan} of thing {thing}" in " ".join(result.stdout.split())
+    assert labapi.active_certificates_by_thing()[thing] == held_before
+    status = boto3.client("iot").describe_certificate(certificateId=orphan)["certificateDescription"]["status"]
+    assert status == "INACTIVE"
+
+    again = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    recap = labapi.parse_recap(again.stdout)
+    assert all(counters["changed"] == 0 for counters in recap.values()), again.stdout[-4000:]

@@ -19,6 +19,10 @@ Patches, each where stock moto differs from AWS in a way the collection depends 
    name on every call.
 4. moto config ``iot.use_valid_cert = True``: certificateId is the SHA-256 of the DER
    certificate, as in AWS, instead of the SHA-256 of the PEM text.
+5. IAM resources of AWS IoT calls: stock moto authorizes every IoT call against the resource
+   ``*``, so a statement that names thing or certificate ARNs never matches. The patch
+   authorizes Krypton's calls against the ARNs AWS uses (see IOT_AUTHORIZED_RESOURCES); all
+   other IoT calls keep ``*``.
 
 These patches use private moto APIs, so requirements-dev.txt pins moto to 5.2.5.
 
@@ -32,9 +36,13 @@ import sys
 
 import moto
 from botocore.awsrequest import AWSRequest
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.config import default_user_config
 from moto.iam import access_control
 from moto.iot import models as iot_models
+from moto.iot.responses import IoTResponse
+from moto.utilities.utils import get_partition
 
 PINNED_MOTO = "5.2.5"
 DEFAULT_ENDPOINT_PREFIX = "a2labkrypton00"
@@ -107,6 +115,46 @@ def _make_describe_endpoint(prefix: str):
     return describe_endpoint
 
 
+# What each IoT call is authorized against, after the Service Authorization Reference for AWS
+# IoT: the thing for CreateThing and DescribeThing, the target certificate for AttachPolicy
+# and AttachPrincipalPolicy. AttachThingPrincipal must be allowed on both the thing and the
+# certificate, the stricter reading of AWS's inconsistent documentation for it.
+IOT_AUTHORIZED_RESOURCES = {
+    "CreateThing": ("thing",),
+    "DescribeThing": ("thing",),
+    "AttachPolicy": ("target",),
+    "AttachPrincipalPolicy": ("principal_policy_target",),
+    "AttachThingPrincipal": ("thing", "thing_principal"),
+}
+
+
+def _iot_request_resources(response: IoTResponse) -> list[str]:
+    """Return the ARNs an IoT request is authorized against, or ["*"] for calls not in the table."""
+    kinds = IOT_AUTHORIZED_RESOURCES.get(response._get_action())
+    if not kinds:
+        return ["*"]
+    iot_arn = f"arn:{get_partition(response.region)}:iot:{response.region}:{response.current_account}"
+    values = {
+        "thing": lambda: f"{iot_arn}:thing/{response._get_param('thingName')}",
+        "target": lambda: response._get_param("target"),
+        "principal_policy_target": lambda: response.headers.get("x-amzn-iot-principal"),
+        "thing_principal": lambda: response.headers.get("x-amzn-principal"),
+    }
+    return [values[kind]() or "*" for kind in kinds]
+
+
+def _authorize_iot_action(self, resource: str = "*") -> None:
+    """Authorize an IoT request against each of its resources; replaces the IoTResponse method."""
+    enforcing = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+    first, *others = _iot_request_resources(self)
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, first)
+    # Before enforcement starts every call only counts towards the free requests, so the
+    # extra resources are checked only once it has started.
+    if enforcing:
+        for other in others:
+            ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, other)
+
+
 def apply_patches(environ=os.environ) -> None:
     """Patch moto in this process; fails when moto is not the pinned version."""
     if moto.__version__ != PINNED_MOTO:
@@ -122,6 +170,8 @@ def apply_patches(environ=os.environ) -> None:
     iot_models.IoTBackend.describe_endpoint = _make_describe_endpoint(prefix)
 
     default_user_config["iot"]["use_valid_cert"] = True
+
+    IoTResponse._authenticate_and_authorize_normal_action = _authorize_iot_action
 
 
 def main() -> int:

@@ -30,6 +30,11 @@ import urllib.error
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.soracom.krypton.plugins.module_utils import _cert
+from ansible_collections.soracom.krypton.plugins.module_utils._retry import (
+    SERVER_WAIT_JITTER,
+    gave_up_sentence,
+    server_requested_delay,
+)
 
 DEFAULT_ENDPOINT = 'https://krypton.soracom.io:8036'
 BOOTSTRAP_PATH = '/v1/provisioning/aws/iot/bootstrap'
@@ -38,11 +43,12 @@ BOOTSTRAP_PATH = '/v1/provisioning/aws/iot/bootstrap'
 # usually pass. Other 4xx responses (no Krypton configuration, SIM not allowed) are final.
 RETRY_STATUS_CODES = frozenset((429, 500, 502, 503, 504))
 
-# Backoff: full jitter, a random sleep between 0 and min(BACKOFF_MAX_DELAY,
-# BACKOFF_BASE * 2 ** attempt) seconds. Retry-After is honoured up to RETRY_AFTER_MAX.
+# Backoff without a server hint: full jitter, a random sleep between 0 and
+# min(BACKOFF_MAX_DELAY, BACKOFF_BASE * 2 ** attempt) seconds. A wait that the response
+# requests (Retry-After, X-Soracom-Ratelimit-Seconds-Before-Refresh or -Reset) is honoured
+# up to _retry.SERVER_WAIT_MAX (60 s), plus up to SERVER_WAIT_JITTER seconds.
 BACKOFF_BASE = 1.0
 BACKOFF_MAX_DELAY = 20.0
-RETRY_AFTER_MAX = 60.0
 # Upper bound in seconds on the time all attempts of one call may take, sleeps and
 # requests included. No retry starts when it could end after this budget.
 RETRY_TIME_BUDGET = 300.0
@@ -51,22 +57,42 @@ RETRY_TIME_BUDGET = 300.0
 # many seconds is reported. The Date header has a resolution of one second.
 CLOCK_SKEW_WARNING_SECONDS = 300
 
+# The release date of this collection, so a system time before it is wrong. A
+# Raspberry Pi has no real-time clock and boots with an old time until NTP sets it.
+# TLS checks then fail, because public server certificates last at most 398 days,
+# so every one in use was issued after this date.
+EARLIEST_PLAUSIBLE_TIME = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+
+# How to fix the clock on Raspberry Pi OS and other Debian systems.
+CLOCK_FIX_HINT = ('Fix the time synchronisation: enable NTP with timedatectl set-ntp true, and check that '
+                  'systemd-timesyncd (timedatectl timesync-status) or chrony (chronyc tracking) reaches its '
+                  'servers over the cellular link.')
+
+# OpenSSL verify codes X509_V_ERR_CERT_NOT_YET_VALID and X509_V_ERR_CERT_HAS_EXPIRED
+# (include/openssl/x509_vfy.h): the certificate's validity period does not contain
+# the system time, which on a device usually means that its clock is wrong.
+VALIDITY_VERIFY_CODES = frozenset((9, 10))
+
 
 class KryptonError(Exception):
     """A failed Krypton call.
 
     ``status`` is the HTTP status, or None when no HTTP response arrived. ``code`` and
     ``message`` come from Krypton's ``{"code", "message"}`` error body when it had one.
-    ``retryable`` is True for failures of a kind that is retried.
+    ``retryable`` is True for failures of a kind that is retried. ``clock_suspect`` is
+    True when TLS verification failed because a certificate's validity period does not
+    contain the system time.
     """
 
-    def __init__(self, message, status=None, code=None, api_message=None, attempts=1, retryable=False):
+    def __init__(self, message, status=None, code=None, api_message=None, attempts=1, retryable=False,
+                 clock_suspect=False):
         super().__init__(message)
         self.status = status
         self.code = code
         self.api_message = api_message
         self.attempts = attempts
         self.retryable = retryable
+        self.clock_suspect = clock_suspect
 
 
 class KryptonResponse:
@@ -101,32 +127,8 @@ def parse_http_date(value):
     return parsed.astimezone(datetime.timezone.utc)
 
 
-def parse_retry_after(value, now=None):
-    """Return the delay in seconds that a Retry-After header requests, or None.
-
-    The header is either a number of seconds or an HTTP date.
-    """
-    if value is None:
-        return None
-    value = str(value).strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    when = parse_http_date(value)
-    if when is None:
-        return None
-    if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
-def backoff_delay(attempt, retry_after=None, rng=random.random):
+def backoff_delay(attempt, rng=random.random):
     """Return the sleep in seconds before retry number ``attempt`` (0 for the first retry)."""
-    if retry_after is not None:
-        return min(retry_after, RETRY_AFTER_MAX)
     ceiling = min(BACKOFF_MAX_DELAY, BACKOFF_BASE * (2 ** attempt))
     return rng() * ceiling
 
@@ -185,6 +187,17 @@ def _is_tls_failure(exc):
     return isinstance(reason, (ssl.SSLError, ssl.CertificateError))
 
 
+def _is_validity_failure(exc):
+    """Return True when TLS verification failed because of a certificate's validity period."""
+    reason = getattr(exc, 'reason', exc)
+    if not isinstance(reason, ssl.SSLCertVerificationError):
+        return False
+    if getattr(reason, 'verify_code', None) in VALIDITY_VERIFY_CODES:
+        return True
+    message = (getattr(reason, 'verify_message', None) or str(reason)).lower()
+    return 'not yet valid' in message or 'has expired' in message
+
+
 def _describe_connection_error(exc):
     reason = getattr(exc, 'reason', None)
     if isinstance(exc, urllib.error.URLError) and reason is not None:
@@ -201,13 +214,14 @@ def _describe_connection_error(exc):
 class KryptonClient:
     """Calls Krypton with a timeout and bounded, jittered retries.
 
-    ``sleep`` and ``monotonic`` exist so tests can run without waiting. ``warn`` receives
-    one line per retry.
+    ``sleep``, ``monotonic`` and ``rand`` exist so tests can run without waiting and
+    with fixed jitter. ``retry_callback`` receives one line per retry, for example a
+    _retry.RetryReporter.
     """
 
     def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=60, retries=3, validate_certs=True,
-                 user_agent='ansible-soracom.krypton', sleep=None, monotonic=None, warn=None,
-                 time_budget=RETRY_TIME_BUDGET):
+                 user_agent='ansible-soracom.krypton', sleep=None, monotonic=None, retry_callback=None,
+                 time_budget=RETRY_TIME_BUDGET, rand=None):
         self.endpoint = endpoint.rstrip('/')
         self.timeout = timeout
         self.retries = retries
@@ -215,7 +229,8 @@ class KryptonClient:
         self.user_agent = user_agent
         self._sleep = sleep
         self._monotonic = monotonic
-        self._warn = warn
+        self._retry_callback = retry_callback
+        self._rand = rand or random.random
         self.time_budget = time_budget
 
     def _now_monotonic(self):
@@ -246,7 +261,7 @@ class KryptonClient:
 
         while True:
             attempt += 1
-            retry_after = None
+            server_wait = None
             try:
                 response = open_url(url, data=data, headers=headers, method='POST', timeout=self.timeout,
                                     validate_certs=self.validate_certs, http_agent=self.user_agent,
@@ -260,31 +275,36 @@ class KryptonClient:
                 failure = KryptonError(message, status=status, code=code, api_message=api_message,
                                        attempts=attempt, retryable=status in RETRY_STATUS_CODES)
                 if exc.headers:
-                    retry_after = parse_retry_after(exc.headers.get('Retry-After'))
+                    server_wait = server_requested_delay(
+                        dict((str(name).lower(), value) for name, value in exc.headers.items()))
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 retryable = not _is_tls_failure(exc)
                 failure = KryptonError('Request to %s failed: %s' % (url, _describe_connection_error(exc)),
-                                       attempts=attempt, retryable=retryable)
+                                       attempts=attempt, retryable=retryable,
+                                       clock_suspect=_is_validity_failure(exc))
             else:
                 return self._decode_success(response, url, attempt)
 
             if not failure.retryable:
                 raise failure
-            if attempt > self.retries:
-                failure.args = ('%s. Gave up after %d attempts.' % (failure.args[0].rstrip('.'), attempt),)
-                raise failure
-            delay = backoff_delay(attempt - 1, retry_after)
             reason = failure.args[0].rstrip('.')
-            if self._now_monotonic() - started + delay + self.timeout > self.time_budget:
-                failure.args = ('%s. No retry was made because the next attempt could end after the %d s retry '
-                                'budget.' % (reason, self.time_budget),)
+            if attempt > self.retries:
+                failure.args = ('%s. %s' % (reason, gave_up_sentence(attempt)),)
                 raise failure
-            if self._warn:
-                self._warn('%s. Retry %d of %d in %.1f s.' % (reason, attempt, self.retries, delay))
+            if server_wait is None:
+                delay = backoff_delay(attempt - 1, self._rand)
+            else:
+                delay = server_wait + self._rand() * SERVER_WAIT_JITTER
+            if self._now_monotonic() - started + delay + self.timeout > self.time_budget:
+                failure.args = ('%s. %s' % (reason, gave_up_sentence(
+                    attempt, 'the next attempt could end after the %d s retry budget' % self.time_budget)),)
+                raise failure
+            if self._retry_callback:
+                self._retry_callback('%s. Retry %d of %d in %.1f s.' % (reason, attempt, self.retries, delay))
             self._pause(delay)
 
     def _decode_success(self, response, url, attempt):
-        received_at = datetime.datetime.now(datetime.timezone.utc)
+        received_at = _cert.utc_now()
         status = getattr(response, 'status', None) or response.getcode()
         headers = response.headers
         content_type = headers.get('Content-Type') if headers else None
@@ -311,14 +331,39 @@ class KryptonClient:
         return KryptonResponse(data, status, server_date=server_date, received_at=received_at, attempts=attempt)
 
 
-def clock_skew_warning(skew_seconds, source, threshold=CLOCK_SKEW_WARNING_SECONDS):
-    """Return a warning sentence when ``skew_seconds`` exceeds ``threshold``, else None."""
-    if skew_seconds is None or abs(skew_seconds) <= threshold:
+def implausible_clock_message(now):
+    """Return why Krypton is not called when the system time ``now`` is before EARLIEST_PLAUSIBLE_TIME, else None."""
+    if now >= EARLIEST_PLAUSIBLE_TIME:
         return None
-    direction = 'ahead of' if skew_seconds > 0 else 'behind'
-    return ('The system clock is %d seconds %s the Date header of %s. TLS certificate checks fail when the clock '
-            'is far off, so enable NTP (timedatectl set-ntp true) and wait for it to synchronise.'
-            % (abs(int(round(skew_seconds))), direction, source))
+    return ('The device clock reads %s, which is before %s, so the TLS connection to Krypton would fail its '
+            'certificate check. %s Krypton was not called.'
+            % (_cert.format_time(now), EARLIEST_PLAUSIBLE_TIME.date().isoformat(), CLOCK_FIX_HINT))
+
+
+def clock_skew_message(response, max_skew, source, not_valid_before=None):
+    """Describe a device clock that differs from Krypton's Date header by more than ``max_skew``, or return None.
+
+    ``max_skew`` is the allowed difference in seconds (0 turns the check off).
+    ``not_valid_before`` is the start of the new certificate's validity, to say when the
+    device clock is behind it.
+    """
+    skew = response.clock_skew_seconds()
+    if not max_skew or skew is None or abs(skew) <= max_skew:
+        return None
+    direction = 'ahead of' if skew > 0 else 'behind'
+    message = ('The device clock (%s) is %d seconds %s the Date header of %s (%s), more than max_clock_skew (%d s).'
+               % (_cert.format_time(response.received_at), abs(int(round(skew))), direction, source,
+                  _cert.format_time(response.server_date), max_skew))
+    if not_valid_before is not None and response.received_at < not_valid_before:
+        message += (' By the device clock the new certificate is not valid before %s.'
+                    % _cert.format_time(not_valid_before))
+    return message
+
+
+def tls_clock_hint(now):
+    """Return the hint for a TLS verification failure caused by a certificate's validity period."""
+    return ('A certificate that is not yet valid or has expired by the device clock usually means the clock is '
+            'wrong. The device clock reads %s. %s' % (_cert.format_time(now), CLOCK_FIX_HINT))
 
 
 # Files that krypton_bootstrap keeps in its destination directory, with their modes.
@@ -512,8 +557,11 @@ def validate_bootstrap_response(data, expected_host=None):
         'host': host,
         'client_id': data['clientId'],
         'region': region if isinstance(region, str) else None,
-        'thing_name': thing_name if isinstance(thing_name, str) else None,
+        # Krypton names the client ID after the thing it created and does not return the thing
+        # name itself, so the client ID stands in for it.
+        'thing_name': thing_name if isinstance(thing_name, str) and thing_name else data['clientId'],
         'certificate_id': certificate_id,
+        'certificate_not_before': _cert.not_valid_before(certificate),
         'certificate_not_after': _cert.format_time(_cert.not_valid_after(certificate)),
         'warnings': warnings,
     }

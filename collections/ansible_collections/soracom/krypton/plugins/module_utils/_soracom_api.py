@@ -17,7 +17,6 @@ This module is private to this collection and may change any time.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import random
@@ -30,6 +29,13 @@ from urllib.parse import urlencode, urlsplit
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.soracom.krypton.plugins.module_utils._retry import (
+    SERVER_WAIT_JITTER,
+    RetryReporter,
+    gave_up_sentence,
+    server_requested_delay,
+)
 
 
 COVERAGE_ENDPOINTS = {
@@ -45,14 +51,8 @@ USER_AGENT = "soracom.krypton"
 # SORACOM's per-minute rate-limit windows.
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 32.0
-# A wait the server requests (Retry-After and the rate-limit headers) is capped
-# here, because SORACOM's rate-limit windows last one minute.
-SERVER_WAIT_MAX = 60.0
-# Up to this many seconds of random jitter are added to a server-requested wait,
-# so parallel runs that were throttled together do not retry together.
-SERVER_WAIT_JITTER = 1.0
-# Retries stop when the time since the first attempt plus the next wait would
-# pass this many seconds.
+# No retry starts when the time since the first attempt, plus the next wait and
+# the next attempt's timeout, would pass this many seconds.
 RETRY_TIME_LIMIT = 300.0
 
 # Page size requested from list endpoints. The server may return fewer items per page.
@@ -196,84 +196,6 @@ def backoff_delay(retry_number, rand=random.random):
     return ceiling / 2 + rand() * ceiling / 2
 
 
-def server_requested_delay(headers, now=None):
-    """Return the wait in seconds a response requests, or None when it requests none.
-
-    Reads ``Retry-After`` (seconds or an HTTP date),
-    ``X-Soracom-Ratelimit-Seconds-Before-Refresh`` (seconds, the header
-    SORACOM documents) and ``X-Soracom-Ratelimit-Reset`` (seconds, or a
-    UNIX time in seconds or milliseconds). The longest wait wins, capped at
-    SERVER_WAIT_MAX. ``headers`` must have lower-case names.
-    """
-    if now is None:
-        now = time.time()
-    waits = []
-
-    retry_after = headers.get("retry-after")
-    if retry_after:
-        retry_after = retry_after.strip()
-        seconds = _parse_number(retry_after)
-        if seconds is None:
-            try:
-                moment = email.utils.parsedate_to_datetime(retry_after)
-            except (TypeError, ValueError, IndexError):
-                moment = None
-            if moment is not None and moment.tzinfo is not None:
-                seconds = moment.timestamp() - now
-        if seconds is not None:
-            waits.append(seconds)
-
-    refresh = _parse_number(headers.get("x-soracom-ratelimit-seconds-before-refresh"))
-    if refresh is not None:
-        waits.append(refresh)
-
-    reset = _parse_number(headers.get("x-soracom-ratelimit-reset"))
-    if reset is not None:
-        if reset > 1e12:
-            reset = reset / 1000.0 - now
-        elif reset > 1e9:
-            reset = reset - now
-        waits.append(reset)
-
-    if not waits:
-        return None
-    return min(SERVER_WAIT_MAX, max(0.0, *waits))
-
-
-def _parse_number(value):
-    if value is None:
-        return None
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
-
-
-class RetryReporter:
-    """Report retries: every one through ``log``, the first few also through ``warn``.
-
-    Later retries are only logged, so a rate-limited run over many SIMs does
-    not flood the play output with warnings.
-    """
-
-    WARN_LIMIT = 3
-
-    def __init__(self, log, warn=None):
-        self._log = log
-        self._warn = warn
-        self.count = 0
-
-    def __call__(self, message):
-        self.count += 1
-        self._log(message)
-        if self._warn is None:
-            return
-        if self.count <= self.WARN_LIMIT:
-            self._warn(message)
-        elif self.count == self.WARN_LIMIT + 1:
-            self._warn("More SORACOM API requests are being retried. Further retries are written to the module log only.")
-
-
 # ---------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------
@@ -294,8 +216,10 @@ class SoracomClient:
     (POST /auth) and reuses the session for every later request. An
     ``api_key`` and ``token`` pair skips /auth. Requests that fail with HTTP
     429, a retryable 5xx or a connection error are sent again up to
-    ``retries`` times. Retries stop early when the waits would pass
-    RETRY_TIME_LIMIT seconds.
+    ``retries`` times, after the wait the response requests (plus up to
+    SERVER_WAIT_JITTER seconds) or a jittered exponential backoff. No retry
+    starts when it could end more than ``retry_time_limit`` seconds after the
+    first attempt began. ``retry_callback`` receives one line per retry.
     """
 
     def __init__(self, endpoint, auth_key_id=None, auth_key=None, api_key=None, token=None,
@@ -440,7 +364,7 @@ class SoracomClient:
                 failure = str(exc)
                 if not retryable or attempt > self.retries:
                     raise SoracomApiError(
-                        _failure_message(method, display_path, attempt, failure),
+                        _failure_message(method, display_path, attempt, failure, gave_up=retryable),
                         method=method, path=display_path, attempts=attempt,
                     )
                 delay = backoff_delay(attempt, self._rand)
@@ -466,7 +390,7 @@ class SoracomClient:
                 if not retryable or attempt > self.retries:
                     raise SoracomApiError(
                         _failure_message(method, display_path, attempt, failure,
-                                         hint=_status_hint(status, self)),
+                                         hint=_status_hint(status, self), gave_up=retryable),
                         status=status, code=code, api_message=api_message,
                         method=method, path=display_path, attempts=attempt,
                     )
@@ -477,11 +401,11 @@ class SoracomClient:
                     delay += self._rand() * SERVER_WAIT_JITTER
 
             spent = max(self._clock() - started, waited)
-            if spent + delay > self.retry_time_limit:
+            if spent + delay + self.timeout > self.retry_time_limit:
+                reason = ("the next wait (%.1f s) and request (timeout %d s) would pass the %d s retry time limit"
+                          % (delay, self.timeout, self.retry_time_limit))
                 raise SoracomApiError(
-                    _failure_message(method, display_path, attempt, failure,
-                                     hint="Stopped retrying because the next wait (%.1f s) would pass the %d s retry time limit."
-                                     % (delay, self.retry_time_limit)),
+                    _failure_message(method, display_path, attempt, failure, gave_up=True, gave_up_reason=reason),
                     status=status, code=code, api_message=api_message,
                     method=method, path=display_path, attempts=attempt,
                 )
@@ -592,12 +516,20 @@ def _describe_api_message(code, message):
     return ""
 
 
-def _failure_message(method, path, attempts, failure, hint=None):
+def _failure_message(method, path, attempts, failure, hint=None, gave_up=False, gave_up_reason=None):
+    """Build the message of a failed request.
+
+    ``gave_up`` is True when the failure could have been retried but the retries or the
+    time limit ran out. The message then ends with "Gave up after N attempts", as the
+    Krypton client's does.
+    """
     failure = failure.rstrip(".")
-    if attempts > 1:
-        message = "SORACOM API request %s %s failed after %d attempts: %s." % (method, path, attempts, failure)
+    if attempts > 1 and not gave_up:
+        message = "SORACOM API request %s %s failed on attempt %d: %s." % (method, path, attempts, failure)
     else:
         message = "SORACOM API request %s %s failed: %s." % (method, path, failure)
+    if gave_up:
+        message += " " + gave_up_sentence(attempts, gave_up_reason)
     if hint:
         message += " " + hint
     return message

@@ -13,8 +13,18 @@ version_added: 0.1.0
 description:
   - Creates or deletes an IAM user whose access key SORACOM Krypton stores in a SORACOM credential set
     and uses to create things and certificates in AWS IoT Core.
-  - The user gets the AWS managed policy C(AWSIoTThingsRegistration) and an inline policy that allows
-    C(iot:CreateKeysAndCertificate), which the managed policy does not include.
+  - With O(policy_mode=least_privilege), the default, the user gets one inline policy that allows only the AWS IoT
+    calls of Krypton's bootstrap. C(iot:CreateThing) and C(iot:DescribeThing) on the things of the account and
+    region whose names start with O(thing_name_prefix), C(iot:CreateKeysAndCertificate) (which supports no
+    resource-level permissions), C(iot:AttachPolicy) and C(iot:AttachPrincipalPolicy) on the certificates of the
+    account and region, and C(iot:AttachThingPrincipal) on those things and certificates.
+  - The account ID in that document comes from STS C(GetCallerIdentity), and the region is O(region).
+  - With O(policy_mode=hands_on), the user gets what the SORACOM hands-on gives it, that is the AWS managed policy
+    C(AWSIoTThingsRegistration) and an inline policy that allows C(iot:CreateKeysAndCertificate), which the managed
+    policy does not include. The module then warns that this grants more than Krypton needs.
+  - AWS authorizes C(iot:AttachPolicy) against the certificate, not against the IoT policy, and IAM offers no
+    condition key for the policy name. So in both modes the key can attach any IoT policy of the account to a
+    certificate.
   - The user keeps exactly one access key. The module creates one when the user has none and keeps an
     existing one otherwise, unless O(replace_access_key=true).
   - The secret access key can only be read in the response that creates the key, so it is returned
@@ -35,8 +45,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows the user's path, managed policy ARNs, inline policy names, the inline policy
-        document and the access key IDs. It never contains a secret access key.
+      - The diff shows the user's path, managed policy ARNs, inline policy names, the document of the inline policy
+        O(inline_policy_name) and the access key IDs. It never contains a secret access key.
   idempotent:
     support: partial
     details:
@@ -54,9 +64,33 @@ options:
       - The path of an existing user is updated to this value.
     type: str
     default: /
+  policy_mode:
+    description:
+      - Which permissions the user gets.
+      - V(least_privilege) writes one inline policy that allows only Krypton's bootstrap calls, and detaches
+        O(managed_policy_arn) when it is attached, as an earlier V(hands_on) run or an earlier version of this module
+        left it. Other managed policies stay attached.
+      - V(hands_on) attaches O(managed_policy_arn) and writes the inline policy that allows
+        C(iot:CreateKeysAndCertificate), as the SORACOM hands-on does, and warns that this allows more than Krypton
+        needs.
+      - V(least_privilege) needs a region, from O(region), the environment or the profile.
+    type: str
+    choices: [least_privilege, hands_on]
+    default: least_privilege
+  thing_name_prefix:
+    description:
+      - With O(policy_mode=least_privilege), Krypton may create and attach only things whose names start with this
+        prefix.
+      - Use the part of the SIM group's thing name pattern before C($imsi), for example V(krypton-) for
+        C(krypton-$imsi). Devices that send their own thing name to Krypton must use names with this prefix.
+      - The empty string, the default, allows every thing in the account and region.
+      - Up to 127 letters, digits and the characters V(:_-).
+      - Ignored with O(policy_mode=hands_on).
+    type: str
+    default: ""
   managed_policy_arn:
     description:
-      - ARN of the managed policy to attach to the user.
+      - ARN of the managed policy that O(policy_mode=hands_on) attaches and O(policy_mode=least_privilege) detaches.
       - Defaults to C(arn:<partition>:iam::aws:policy/service-role/AWSIoTThingsRegistration), where
         C(<partition>) is the partition of O(region), such as C(aws) or C(aws-cn). Note the
         C(service-role/) part of the path.
@@ -64,10 +98,13 @@ options:
     type: str
   inline_policy_name:
     description:
-      - Name of the inline policy that allows C(iot:CreateKeysAndCertificate) on all resources.
+      - Name of the inline policy that the module writes.
+      - Defaults to V(KryptonProvisioning) with O(policy_mode=least_privilege) and to
+        V(KryptonCreateKeysAndCertificate) with O(policy_mode=hands_on).
       - The document of an existing inline policy with this name is replaced when it differs.
+      - When the user has an inline policy under the default name of the other O(policy_mode), the module deletes it,
+        so switching the mode leaves no policy of the old mode behind.
     type: str
-    default: KryptonCreateKeysAndCertificate
   replace_access_key:
     description:
       - If V(true), create a new access key and then delete all older keys of the user, so the new
@@ -91,13 +128,19 @@ notes:
     is created.
   - Store the secret at once, for example in a SORACOM credential set with M(soracom.krypton.soracom_credential).
     AWS cannot show it again, and the only way to get a new secret is O(replace_access_key=true).
+  - Krypton's bootstrap calls C(DescribeThing), C(CreateThing) when the thing does not exist,
+    C(CreateKeysAndCertificate), C(AttachPolicy) and C(AttachThingPrincipal) with the key. These are the calls the
+    O(policy_mode=least_privilege) document is built for.
   - O(state=absent) fails if the user still has a console password, MFA devices, signing certificates,
     SSH public keys, service-specific credentials or group memberships. Remove them first.
 seealso:
   - module: soracom.krypton.aws_iot_policy
   - module: soracom.krypton.soracom_credential
+  - name: Actions, resources, and condition keys for AWS IoT
+    description: Which resource each AWS IoT action is authorized against.
+    link: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html
   - name: AWSIoTThingsRegistration managed policy
-    description: The permissions the managed policy grants.
+    description: The permissions the managed policy of O(policy_mode=hands_on) grants.
     link: https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSIoTThingsRegistration.html
   - name: Managing access keys for IAM users
     description: Why a secret access key can be read only when it is created.
@@ -108,9 +151,12 @@ EXAMPLES = r"""
 # AWS credentials come from the environment or from module_defaults for
 # group/soracom.krypton.aws in these examples.
 
-- name: Create the IAM user for SORACOM Krypton with one access key
+- name: Create the IAM user for SORACOM Krypton with one access key and least privilege
   soracom.krypton.aws_iam_krypton_user:
     name: soracom-krypton
+    region: ap-northeast-1
+    # The SIM group's thing name pattern is krypton-$imsi.
+    thing_name_prefix: krypton-
   register: krypton_user
   no_log: true
 
@@ -123,12 +169,19 @@ EXAMPLES = r"""
   when: krypton_user.access_key.secret_access_key is defined
   no_log: true
 
-- name: Rotate the access key
+- name: Rotate the access key (pass the same policy options as above, or the policy changes too)
   soracom.krypton.aws_iam_krypton_user:
     name: soracom-krypton
+    region: ap-northeast-1
+    thing_name_prefix: krypton-
     replace_access_key: true
   register: rotated_user
   no_log: true
+
+- name: Give the user the permissions of the SORACOM hands-on instead (warns that they are broader)
+  soracom.krypton.aws_iam_krypton_user:
+    name: soracom-krypton
+    policy_mode: hands_on
 
 - name: Delete the user, its access keys and its policies
   soracom.krypton.aws_iam_krypton_user:
@@ -205,13 +258,25 @@ policies:
       returned: success
       type: list
       elements: str
-      sample: ["arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration"]
+      sample: []
     inline_policy_names:
       description: Names of all inline policies of the user.
       returned: success
       type: list
       elements: str
-      sample: ["KryptonCreateKeysAndCertificate"]
+      sample: ["KryptonProvisioning"]
+    inline_policy_document:
+      description:
+        - Document of the inline policy O(inline_policy_name). V(null) when the user has no such policy.
+      returned: success
+      type: dict
+      sample: {"Version": "2012-10-17", "Statement": [{"Sid": "CreateCertificates", "Effect": "Allow",
+               "Action": "iot:CreateKeysAndCertificate", "Resource": "*"}]}
+    policy_mode:
+      description: The O(policy_mode) of this run.
+      returned: success
+      type: str
+      sample: least_privilege
 error:
   description: Details of the AWS API call that failed.
   returned: when an AWS API call fails
@@ -233,24 +298,25 @@ from ansible_collections.soracom.krypton.plugins.module_utils._aws import (
     client_from_module,
     iso_date,
     paginate,
+    partition_for_region,
 )
 from ansible_collections.soracom.krypton.plugins.module_utils._iot_policy import policy_documents_equal
+from ansible_collections.soracom.krypton.plugins.module_utils._krypton_iam import (
+    DEFAULT_INLINE_POLICY_NAMES,
+    HANDS_ON_INLINE_DOCUMENT,
+    POLICY_MODES,
+    hands_on_managed_policy_arn,
+    hands_on_warning,
+    least_privilege_document,
+    validate_thing_name_prefix,
+)
 
-MANAGED_POLICY_RESOURCE = "iam::aws:policy/service-role/AWSIoTThingsRegistration"
-INLINE_POLICY_DOCUMENT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": "iot:CreateKeysAndCertificate",
-            "Resource": "*",
-        }
-    ],
-}
 # An IAM user can have at most this many access keys.
 MAX_ACCESS_KEYS = 2
 
 USER_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+# Names of inline policies: PutUserPolicy allows these characters, 1 to 128 of them.
+INLINE_POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
 # IAM paths: "/" or "/" + printable ASCII + "/", up to 512 characters.
 PATH_RE = re.compile(r"^/(?:[\x21-\x7e]*/)?$")
 
@@ -350,12 +416,14 @@ def describe_user(state):
     return dict(user_name=user.get("UserName"), user_id=user.get("UserId"), arn=user.get("Arn"), path=user.get("Path"))
 
 
-def describe_policies(state):
+def describe_policies(state, policy_mode=None):
     if not state:
-        return dict(managed_policy_arns=[], inline_policy_names=[])
+        return dict(managed_policy_arns=[], inline_policy_names=[], inline_policy_document=None, policy_mode=policy_mode)
     return dict(
         managed_policy_arns=sorted(state["managed_policy_arns"]),
         inline_policy_names=sorted(state["inline_policy_names"]),
+        inline_policy_document=state["inline_document"],
+        policy_mode=policy_mode,
     )
 
 
@@ -382,7 +450,31 @@ def diff_view(state):
     )
 
 
-def predict_diff_after(before, name, path, managed_policy_arn, inline_policy_name, key_plan):
+def plan_policies(before, params, document):
+    """Decide which policy changes a present run makes. Return a dict of flags and names.
+
+    The keys are attach_managed, detach_managed, put_inline (bool) and
+    delete_inline (names of inline policies that the other policy mode wrote).
+    """
+    managed_policy_arn = params["managed_policy_arn"]
+    inline_policy_name = params["inline_policy_name"]
+    hands_on = params["policy_mode"] == "hands_on"
+    managed = set(before["managed_policy_arns"]) if before else set()
+    inline = set(before["inline_policy_names"]) if before else set()
+    current_document = before["inline_document"] if before else None
+
+    # The other mode's inline policy, under its default name, is this module's own leftover.
+    other_mode = "least_privilege" if hands_on else "hands_on"
+    stale_name = DEFAULT_INLINE_POLICY_NAMES[other_mode]
+    return dict(
+        attach_managed=hands_on and managed_policy_arn not in managed,
+        detach_managed=not hands_on and managed_policy_arn in managed,
+        put_inline=current_document is None or not policy_documents_equal(current_document, document),
+        delete_inline=[stale_name] if stale_name != inline_policy_name and stale_name in inline else [],
+    )
+
+
+def predict_diff_after(before, params, document, policy_plan, key_plan):
     """Return the diff view of the user after a present run that has not happened yet (check mode)."""
     key_ids = []
     if before:
@@ -392,40 +484,68 @@ def predict_diff_after(before, name, path, managed_policy_arn, inline_policy_nam
         key_ids.append(NEW_KEY_PLACEHOLDER)
     managed = set(before["managed_policy_arns"]) if before else set()
     inline = set(before["inline_policy_names"]) if before else set()
+    if policy_plan["attach_managed"]:
+        managed.add(params["managed_policy_arn"])
+    if policy_plan["detach_managed"]:
+        managed.discard(params["managed_policy_arn"])
+    inline = (inline | {params["inline_policy_name"]}) - set(policy_plan["delete_inline"])
     return dict(
-        user_name=name,
-        path=path,
-        managed_policy_arns=sorted(managed | {managed_policy_arn}),
-        inline_policy_names=sorted(inline | {inline_policy_name}),
-        inline_policy_document=INLINE_POLICY_DOCUMENT,
+        user_name=params["name"],
+        path=params["path"],
+        managed_policy_arns=sorted(managed),
+        inline_policy_names=sorted(inline),
+        inline_policy_document=document,
         access_key_ids=sorted(key_ids),
     )
 
 
-def ensure_present(client, params, check_mode):
-    """Create or update the user, its policies and its access key. Return the result fields."""
+def apply_policies(client, name, params, document, policy_plan):
+    """Apply ``policy_plan``: attach the managed policy, write the inline policy, then remove what the other mode left."""
+    if policy_plan["attach_managed"]:
+        call(client, "attach_user_policy", UserName=name, PolicyArn=params["managed_policy_arn"])
+    if policy_plan["put_inline"]:
+        call(
+            client,
+            "put_user_policy",
+            UserName=name,
+            PolicyName=params["inline_policy_name"],
+            PolicyDocument=json.dumps(document, separators=(",", ":")),
+        )
+    # Remove the old permissions only after the new document is in place, so Krypton keeps the ones it uses.
+    if policy_plan["detach_managed"]:
+        call(client, "detach_user_policy", UserName=name, PolicyArn=params["managed_policy_arn"])
+    for policy_name in policy_plan["delete_inline"]:
+        call(client, "delete_user_policy", UserName=name, PolicyName=policy_name)
+
+
+def ensure_present(client, params, check_mode, document):
+    """Create or update the user, its policies and its access key. Return the result fields.
+
+    ``document`` is the inline policy document that the user gets under
+    ``params["inline_policy_name"]``.
+    """
     name = params["name"]
     path = params["path"]
-    managed_policy_arn = params["managed_policy_arn"]
     inline_policy_name = params["inline_policy_name"]
 
     before = read_user(client, name, inline_policy_name)
     key_plan = plan_access_keys(name, before["access_keys"] if before else [], params["replace_access_key"])
+    policy_plan = plan_policies(before, params, document)
 
     create_user = before is None
     update_path = not create_user and before["user"].get("Path") != path
-    attach_policy = create_user or managed_policy_arn not in before["managed_policy_arns"]
-    put_inline = create_user or before["inline_document"] is None or not policy_documents_equal(
-        before["inline_document"], INLINE_POLICY_DOCUMENT
-    )
-    changed = create_user or update_path or attach_policy or put_inline or key_plan["create"]
+    policies_change = (policy_plan["attach_managed"] or policy_plan["detach_managed"] or policy_plan["put_inline"]
+                       or bool(policy_plan["delete_inline"]))
+    changed = create_user or update_path or policies_change or key_plan["create"]
 
     result = dict(changed=changed, before=diff_view(before), warnings=[])
+    if params["policy_mode"] == "hands_on":
+        result["warnings"].append(hands_on_warning(params["managed_policy_arn"]))
     if check_mode:
         result.update(
-            after=predict_diff_after(before, name, path, managed_policy_arn, inline_policy_name, key_plan),
+            after=predict_diff_after(before, params, document, policy_plan, key_plan),
             user=describe_user(before),
-            policies=describe_policies(before),
+            policies=describe_policies(before, params["policy_mode"]),
             access_key=describe_access_key(key_plan["keep"]),
         )
         return result
@@ -434,16 +554,7 @@ def ensure_present(client, params, check_mode):
         call(client, "create_user", UserName=name, Path=path)
     elif update_path:
         call(client, "update_user", UserName=name, NewPath=path)
-    if attach_policy:
-        call(client, "attach_user_policy", UserName=name, PolicyArn=managed_policy_arn)
-    if put_inline:
-        call(
-            client,
-            "put_user_policy",
-            UserName=name,
-            PolicyName=inline_policy_name,
-            PolicyDocument=json.dumps(INLINE_POLICY_DOCUMENT, separators=(",", ":")),
-        )
+    apply_policies(client, name, params, document, policy_plan)
 
     access_key = describe_access_key(key_plan["keep"])
     if key_plan["create"]:
@@ -468,7 +579,7 @@ def ensure_present(client, params, check_mode):
     result.update(
         after=diff_view(after),
         user=describe_user(after),
-        policies=describe_policies(after),
+        policies=describe_policies(after, params["policy_mode"]),
         access_key=access_key,
     )
     return result
@@ -479,10 +590,10 @@ def ensure_absent(client, params, check_mode):
     name = params["name"]
     before = read_user(client, name, params["inline_policy_name"])
     result = dict(changed=before is not None, before=diff_view(before), after={}, warnings=[],
-                  user={}, policies=describe_policies(None), access_key={})
+                  user={}, policies=describe_policies(None, params["policy_mode"]), access_key={})
     if before is None or check_mode:
         if check_mode and before is not None:
-            result.update(user=describe_user(before), policies=describe_policies(before))
+            result.update(user=describe_user(before), policies=describe_policies(before, params["policy_mode"]))
         return result
 
     for key in before["access_keys"]:
@@ -519,7 +630,28 @@ def validate_params(params):
             "Invalid managed_policy_arn '%s': expected an IAM policy ARN such as "
             "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration." % arn
         )
-    return None
+    inline_policy_name = params.get("inline_policy_name")
+    if inline_policy_name is not None and not INLINE_POLICY_NAME_RE.match(inline_policy_name):
+        return (
+            "Invalid inline_policy_name '%s': use 1 to 128 letters, digits or the characters _+=,.@-"
+            % inline_policy_name
+        )
+    return validate_thing_name_prefix(params.get("thing_name_prefix"))
+
+
+def least_privilege_document_for(module, params):
+    """Build the least-privilege document for the account of the caller and the region of the task.
+
+    The account ID comes from STS GetCallerIdentity, which needs no IAM permission.
+    """
+    sts = client_from_module(module, "sts")
+    region = sts.meta.region_name
+    try:
+        account_id = call(sts, "get_caller_identity")["Account"]
+        partition = partition_for_region(region)
+    except AwsError as e:
+        module.fail_json(**e.fail_kwargs())
+    return least_privilege_document(partition, region, account_id, params["thing_name_prefix"])
 
 
 def main():
@@ -527,8 +659,10 @@ def main():
     argument_spec.update(
         name=dict(type="str", required=True),
         path=dict(type="str", default="/"),
+        policy_mode=dict(type="str", default="least_privilege", choices=list(POLICY_MODES)),
+        thing_name_prefix=dict(type="str", default=""),
         managed_policy_arn=dict(type="str"),
-        inline_policy_name=dict(type="str", default="KryptonCreateKeysAndCertificate"),
+        inline_policy_name=dict(type="str"),
         replace_access_key=dict(type="bool", default=False, no_log=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
@@ -541,13 +675,17 @@ def main():
 
     client = client_from_module(module, "iam", require_region=False)
     if params["managed_policy_arn"] is None:
-        params["managed_policy_arn"] = "arn:%s:%s" % (client.meta.partition, MANAGED_POLICY_RESOURCE)
+        params["managed_policy_arn"] = hands_on_managed_policy_arn(client.meta.partition)
+    if params["inline_policy_name"] is None:
+        params["inline_policy_name"] = DEFAULT_INLINE_POLICY_NAMES[params["policy_mode"]]
 
     try:
-        if params["state"] == "present":
-            result = ensure_present(client, params, module.check_mode)
-        else:
+        if params["state"] == "absent":
             result = ensure_absent(client, params, module.check_mode)
+        elif params["policy_mode"] == "hands_on":
+            result = ensure_present(client, params, module.check_mode, HANDS_ON_INLINE_DOCUMENT)
+        else:
+            result = ensure_present(client, params, module.check_mode, least_privilege_document_for(module, params))
     except AwsError as e:
         module.fail_json(**e.fail_kwargs())
 

@@ -94,11 +94,25 @@ options:
     description:
       - How many times a failed request is repeated when Krypton responds with 429, 500, 502, 503 or 504, or the
         connection fails.
-      - Retries wait with jittered exponential backoff, or as long as a C(Retry-After) header requests (at most 60
-        seconds).
-        No retry starts when it could end more than 300 seconds after the first attempt began.
+      - Retries wait as long as the response requests with C(Retry-After), C(X-Soracom-Ratelimit-Seconds-Before-Refresh)
+        or C(X-Soracom-Ratelimit-Reset) (at most 60 seconds) plus up to 1 second of random jitter, or else with
+        jittered exponential backoff.
+      - No retry starts when it could end more than 300 seconds after the first attempt began.
+      - Each retry is written once to the device's log (journal or syslog, through the module log), and the first
+        three also appear as warnings.
     type: int
     default: 3
+  max_clock_skew:
+    description:
+      - Largest difference in seconds between the device clock and the C(Date) header of Krypton's response that the
+        module accepts.
+      - When the difference is larger, the module still writes the new certificate and key, because Krypton cannot
+        return that private key again and AWS IoT checks the certificate against its own clock, and then fails with
+        a message that names both times and says how to fix the time synchronisation. The next run keeps the files
+        and does not call Krypton.
+      - V(0) turns this comparison off. The check of the system time before the call stays on.
+    type: int
+    default: 300
   validate_certs:
     description:
       - Whether to verify Krypton's TLS certificate. Only set V(false) for tests.
@@ -119,7 +133,11 @@ notes:
     another one, and the first stays unused in AWS IoT.
   - When the response has no C(rootCaCertificate), an existing valid C(root-ca.pem) is kept. Without one, the module
     fails before writing anything.
-  - The module warns when the Date header of Krypton's response differs from the system clock by more than 300 seconds.
+  - Before calling Krypton the module fails, without calling it, when the system time is before 2025-01-01, the
+    release date of this collection, because the TLS certificate check of the connection would fail. The message
+    names the device clock and says how to fix NTP with C(timedatectl), C(systemd-timesyncd) or C(chrony).
+  - When TLS verification of Krypton fails because a certificate is not yet valid or has expired by the device clock,
+    the message names the device clock and points at the time synchronisation.
   - Mode and owner of the files are corrected on every run, which reports RV(ignore:changed=true) without calling
     Krypton.
   - The module fails before calling Krypton when the user running it cannot read and write O(dest), or cannot create
@@ -184,7 +202,9 @@ client_id:
   sample: '440103000000001'
 thing_name:
   description:
-    - AWS IoT thing name as requested with O(thing_name) or returned by Krypton. V(null) when neither is known.
+    - AWS IoT thing name as requested with O(thing_name). Without it, the client ID Krypton returned, because Krypton
+      uses the thing name as the client ID.
+    - V(null) only in check mode when the device holds no certificate yet.
   returned: always
   type: str
   sample: pi01
@@ -234,6 +254,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.soracom.krypton.plugins.module_utils import _cert, _files, _krypton
+from ansible_collections.soracom.krypton.plugins.module_utils._retry import RetryReporter
 
 
 def _paths(dest):
@@ -274,8 +295,11 @@ def _existing_root_ca(path):
 
 def _result_fields(stored):
     stored = stored or {}
-    return dict((field, stored.get(field)) for field in
-                ('host', 'client_id', 'thing_name', 'region', 'certificate_id', 'certificate_not_after'))
+    fields = dict((field, stored.get(field)) for field in
+                  ('host', 'client_id', 'thing_name', 'region', 'certificate_id', 'certificate_not_after'))
+    # Krypton uses the thing name as the client ID; a krypton.json without a thing name gets it from there.
+    fields['thing_name'] = fields['thing_name'] or fields['client_id']
+    return fields
 
 
 def check_access(dest):
@@ -307,6 +331,8 @@ def validate_params(params):
         return 'timeout must be at least 1 second, got %d.' % params['timeout']
     if params['retries'] < 0:
         return 'retries must be 0 or more, got %d.' % params['retries']
+    if params['max_clock_skew'] < 0:
+        return 'max_clock_skew must be 0 or more seconds, got %d.' % params['max_clock_skew']
     endpoint = params['endpoint'] or ''
     if not (endpoint.startswith('https://') or endpoint.startswith('http://')) or len(endpoint.split('://', 1)[1]) < 1:
         return 'endpoint must be an https:// or http:// URL, got %r.' % endpoint
@@ -316,12 +342,21 @@ def validate_params(params):
 
 
 def bootstrap(module, client, dest, uid, gid, now=None):
-    """Call Krypton, validate the response, write the files and return (stored fields, warnings)."""
+    """Call Krypton, validate the response, write the files and return (stored fields, warnings, clock problem).
+
+    The clock problem is None, or a message saying that the device clock differs from
+    Krypton's Date header by more than max_clock_skew. The files are written even then,
+    because Krypton created the certificate in AWS IoT and cannot return its private key
+    again. AWS IoT checks the certificate against its own clock, so the files work once the
+    device clock is right, and the next run keeps them instead of minting another one.
+    """
     params = module.params
     try:
         response = client.bootstrap(params['thing_name'])
     except _krypton.KryptonError as exc:
-        if exc.status is None:
+        if exc.clock_suspect:
+            hint = ' ' + _krypton.tls_clock_hint(_cert.utc_now())
+        elif exc.status is None:
             hint = (' Krypton responds only over the SIM\'s cellular session. Run soracom.krypton.lte_link_info to '
                     'check the link, the routes and the clock.')
         elif 400 <= exc.status < 500 and exc.status != 429:
@@ -337,9 +372,8 @@ def bootstrap(module, client, dest, uid, gid, now=None):
         module.fail_json(msg=str(exc), status=response.status, attempts=response.attempts)
 
     warnings = list(values['warnings'])
-    skew_warning = _krypton.clock_skew_warning(response.clock_skew_seconds(), client.endpoint)
-    if skew_warning:
-        warnings.append(skew_warning)
+    clock_problem = _krypton.clock_skew_message(response, params['max_clock_skew'], client.endpoint,
+                                                values['certificate_not_before'])
 
     paths = _paths(dest)
     root_ca = values['root_ca_pem']
@@ -379,7 +413,7 @@ def bootstrap(module, client, dest, uid, gid, now=None):
     except _files.FileWriteError as exc:
         module.fail_json(msg='Krypton returned a new certificate, but it could not be stored: %s' % exc,
                          path=exc.path)
-    return stored, warnings
+    return stored, warnings, clock_problem
 
 
 def run_module(module, client_factory=None, now=None):
@@ -427,6 +461,9 @@ def run_module(module, client_factory=None, now=None):
         module.exit_json(**result)
 
     reason = 'force is true, so Krypton was called.' if state.valid else state.reason
+    clock_message = _krypton.implausible_clock_message(now or _cert.utc_now())
+    if clock_message:
+        module.fail_json(msg='%s %s' % (reason, clock_message), bootstrapped=False, **_result_fields(state.stored))
     result['changed'] = True
     result['bootstrapped'] = True
 
@@ -443,10 +480,12 @@ def run_module(module, client_factory=None, now=None):
             result['diff'] = {'before': before, 'after': predicted}
         module.exit_json(**result)
 
+    # Every retry goes once to the device's journal or syslog, and the first three also to the play output.
     client = (client_factory or _krypton.KryptonClient)(
         endpoint=params['endpoint'], timeout=params['timeout'], retries=params['retries'],
-        validate_certs=params['validate_certs'], warn=module.warn)
-    stored, warnings = bootstrap(module, client, dest, uid, gid, now)
+        validate_certs=params['validate_certs'],
+        retry_callback=RetryReporter(module.log, module.warn, subject='Krypton requests'))
+    stored, warnings, clock_problem = bootstrap(module, client, dest, uid, gid, now)
     for warning in warnings:
         module.warn(warning)
 
@@ -454,6 +493,11 @@ def run_module(module, client_factory=None, now=None):
     result['reason'] = '%s Krypton returned certificate %s.' % (reason, stored['certificate_id'][:12])
     if module._diff:
         result['diff'] = {'before': before, 'after': dict(stored)}
+    if clock_problem:
+        result['msg'] = ('%s The certificate and key were written to %s anyway, because Krypton cannot return this '
+                         'private key again and AWS IoT checks the certificate against its own clock. %s The next run '
+                         'keeps these files and does not call Krypton.' % (clock_problem, dest, _krypton.CLOCK_FIX_HINT))
+        module.fail_json(**result)
     module.exit_json(**result)
 
 
@@ -468,6 +512,7 @@ def main():
             renew_before_days=dict(type='int', default=30),
             timeout=dict(type='int', default=60),
             retries=dict(type='int', default=3),
+            max_clock_skew=dict(type='int', default=300),
             validate_certs=dict(type='bool', default=True),
             owner=dict(type='str'),
             group=dict(type='str'),

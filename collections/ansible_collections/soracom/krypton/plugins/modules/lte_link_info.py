@@ -299,11 +299,11 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.soracom.krypton.plugins.module_utils._krypton import (
     CLOCK_SKEW_WARNING_SECONDS,
+    EARLIEST_PLAUSIBLE_TIME,
     parse_http_date,
 )
 
 AUTO_INTERFACES = ('ppp0', 'wwan0')
-EARLIEST_PLAUSIBLE_TIME = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 INTERFACE_NAME = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}$')
 SYS_CLASS_NET = '/sys/class/net'
 TIMESYNCD_FLAG = '/run/systemd/timesync/synchronized'

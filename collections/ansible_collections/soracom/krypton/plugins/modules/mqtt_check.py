@@ -16,7 +16,10 @@ description:
   - The server certificate is verified against the root CA file, and the TLS server name (SNI) is the host name.
   - The module waits for the broker's CONNACK, publishes with QoS 1 by default and waits for the PUBACK, so a
     success means AWS IoT accepted both the certificate and the publish.
-  - On failure the message names the step that failed (FILES, DNS, TCP, TLS, CONNACK or PUBACK) and its likely
+  - After the PUBACK (in check mode, after the CONNACK) the module keeps the connection open for O(hold) seconds. AWS
+    IoT closes a connection when another one connects with the same client id, so a connection that the broker closes
+    during this wait is reported as a client id in use by another connection.
+  - On failure the message names the step that failed (FILES, DNS, TCP, TLS, CONNACK, PUBACK or HOLD) and its likely
     cause.
 author:
   - soracom.krypton contributors (@soracom-krypton)
@@ -95,11 +98,21 @@ options:
         CONNACK together, and the PUBACK.
     type: int
     default: 10
+  hold:
+    description:
+      - Seconds to keep the connection open after the PUBACK (in check mode, after the CONNACK) before disconnecting.
+      - When the broker closes the connection during this time, the module fails at step HOLD and names the likely
+        cause, another connection with the same client id, such as the device's own MQTT client reconnecting.
+      - V(0) disconnects at once.
+    type: float
+    default: 1
 notes:
   - The module first resolves the host and opens a TCP connection that it closes at once, so a DNS or TCP failure is
     reported as such. Then paho-mqtt connects.
   - With TLS 1.3 a server that rejects the client certificate does so after the handshake, so that failure shows up as
     a connection closed without CONNACK, not as a TLS error.
+  - A connection closed by the broker after the CONNACK is reported with the client id in use by another connection
+    as a likely cause. Before the PUBACK, a publish that the IoT policy does not allow is the other likely cause.
   - Key material is never read into the result or the messages. Only file paths are reported.
 seealso:
   - module: soracom.krypton.krypton_bootstrap
@@ -183,11 +196,16 @@ tls_cipher:
   returned: always
   type: str
   sample: TLS_AES_256_GCM_SHA384
+hold_ms:
+  description: Milliseconds the connection stayed open after the PUBACK (in check mode, after the CONNACK).
+  returned: success
+  type: int
+  sample: 1000
 step:
-  description: Step that failed. One of V(FILES), V(DNS), V(TCP), V(TLS), V(CONNACK) and V(PUBACK).
+  description: Step that failed. One of V(FILES), V(DNS), V(TCP), V(TLS), V(CONNACK), V(PUBACK) and V(HOLD).
   returned: failure
   type: str
-  sample: CONNACK
+  sample: HOLD
 """
 
 import datetime
@@ -228,6 +246,13 @@ _VERIFY_CAUSES = {
     62: 'the host name is not in the server certificate. Check host in krypton.json or the host option',
     64: 'the IP address is not in the server certificate. Connect by host name, as in krypton.json',
 }
+
+
+def client_id_in_use(client_id):
+    """Return the likely cause of a broker closing an accepted connection."""
+    return ('client id %s is in use by another connection. AWS IoT closes a connection when another one connects '
+            'with the same client id, for example the device\'s own MQTT client reconnecting. Stop that client '
+            'during the check, or set client_id to an id the IoT policy allows and nothing else uses' % client_id)
 
 
 class CheckFailed(Exception):
@@ -275,6 +300,7 @@ def load_settings(params):
         'root_ca': params['root_ca'] or os.path.join(src, 'root-ca.pem'),
         'qos': params['qos'],
         'timeout': params['timeout'],
+        'hold': params['hold'],
     }
     for field in ('host', 'client_id'):
         if not isinstance(settings[field], str) or not settings[field]:
@@ -520,7 +546,7 @@ def connect(session, host, port):
     return elapsed_ms
 
 
-def publish(session, topic, payload, qos):
+def publish(session, topic, payload, qos, client_id):
     """Publish one message and wait for the PUBACK (QoS 1) or the send (QoS 0). Returns milliseconds."""
     started = time.monotonic()
     info = session.client.publish(topic, payload, qos=qos)
@@ -535,8 +561,22 @@ def publish(session, topic, payload, qos):
              'PUBACK)' % topic)
     if session.disconnected is not None or session.loop_error is not None:
         raise CheckFailed('PUBACK', 'the broker closed the connection before the PUBACK (%s).'
-                          % session.failure_detail(), cause)
+                          % session.failure_detail(), '%s, or the %s' % (cause, client_id_in_use(client_id)))
     raise CheckFailed('PUBACK', 'no PUBACK within %d s.' % session.timeout, cause)
+
+
+def hold_connection(session, seconds, client_id, after):
+    """Keep the connection open for ``seconds`` and fail when the broker closes it. Returns milliseconds held.
+
+    ``after`` names the last step that succeeded, for the message.
+    """
+    started = time.monotonic()
+    session.run_until(lambda: False, started + seconds)
+    held_ms = int(round((time.monotonic() - started) * 1000))
+    if session.disconnected is not None or session.loop_error is not None:
+        raise CheckFailed('HOLD', 'the broker closed the connection %.1f s after the %s (%s).'
+                          % (held_ms / 1000.0, after, session.failure_detail()), client_id_in_use(client_id))
+    return held_ms
 
 
 def run_check(settings, check_mode):
@@ -551,7 +591,10 @@ def run_check(settings, check_mode):
         tls_version, tls_cipher = session.tls_details()
         publish_ms = None
         if not check_mode:
-            publish_ms = publish(session, settings['topic'], settings['payload'], settings['qos'])
+            publish_ms = publish(session, settings['topic'], settings['payload'], settings['qos'],
+                                 settings['client_id'])
+        hold_ms = hold_connection(session, settings['hold'], settings['client_id'],
+                                  'CONNACK' if check_mode else 'PUBACK' if settings['qos'] else 'PUBLISH')
     finally:
         session.close()
 
@@ -566,6 +609,7 @@ def run_check(settings, check_mode):
         'publish_ms': publish_ms,
         'tls_version': tls_version,
         'tls_cipher': tls_cipher,
+        'hold_ms': hold_ms,
     }
 
 
@@ -574,6 +618,8 @@ def validate_params(params):
         return 'port must be between 1 and 65535, got %d.' % params['port']
     if params['timeout'] < 1:
         return 'timeout must be at least 1 second, got %d.' % params['timeout']
+    if not 0 <= params['hold'] <= 300:
+        return 'hold must be between 0 and 300 seconds, got %s.' % params['hold']
     topic = params['topic']
     if topic is not None and (not topic or '+' in topic or '#' in topic):
         return 'topic must be a non-empty topic name without the wildcards + and #, got %r.' % topic
@@ -597,6 +643,7 @@ def main():
             payload=dict(type='str'),
             qos=dict(type='int', default=1, choices=[0, 1]),
             timeout=dict(type='int', default=10),
+            hold=dict(type='float', default=1.0),
         ),
         supports_check_mode=True,
     )

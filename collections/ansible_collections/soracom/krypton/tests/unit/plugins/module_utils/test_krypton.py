@@ -100,12 +100,14 @@ def sleeps():
 
 
 def make_client(monkeypatch, outcomes, sleeps, **kwargs):
+    """Return (client, opener, retry messages). rand() returns 0.5 unless kwargs set rand."""
     opener = FakeOpener(outcomes)
     monkeypatch.setattr(_krypton, 'open_url', opener)
     monkeypatch.setattr(_krypton.time, 'sleep', sleeps.append)
-    warnings = []
-    client = _krypton.KryptonClient(endpoint=ENDPOINT, timeout=5, warn=warnings.append, **kwargs)
-    return client, opener, warnings
+    messages = []
+    kwargs.setdefault('rand', lambda: 0.5)
+    client = _krypton.KryptonClient(endpoint=ENDPOINT, timeout=5, retry_callback=messages.append, **kwargs)
+    return client, opener, messages
 
 
 def success_body(**overrides):
@@ -159,16 +161,61 @@ def test_retry_on_429_honours_retry_after(monkeypatch, sleeps):
     response = client.bootstrap()
     assert response.data == {'ok': True}
     assert response.attempts == 2
-    assert sleeps == [7.0]
+    # 7 s requested plus rand() * 1 s of jitter.
+    assert sleeps == [7.5]
     assert len(warnings) == 1
-    assert 'Retry 1 of 3' in warnings[0]
+    assert 'Retry 1 of 3 in 7.5 s' in warnings[0]
 
 
 def test_retry_after_is_capped(monkeypatch, sleeps):
     outcomes = [http_error(503, b'', {'Retry-After': '3600'}), FakeResponse(b'{}')]
     client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps)
     client.bootstrap()
-    assert sleeps == [_krypton.RETRY_AFTER_MAX]
+    assert sleeps == [60.5]
+
+
+@pytest.mark.parametrize('header_values,expected', [
+    ({'X-Soracom-Ratelimit-Seconds-Before-Refresh': '20'}, 20.5),
+    ({'X-Soracom-Ratelimit-Seconds-Before-Refresh': '20', 'Retry-After': '3'}, 20.5),
+    ({'X-Soracom-Ratelimit-Reset': '12'}, 12.5),
+    ({'Retry-After': 'Sun, 01 Mar 2026 12:00:30 GMT'}, None),
+])
+def test_retry_honours_rate_limit_headers(monkeypatch, sleeps, header_values, expected):
+    outcomes = [http_error(429, b'', header_values), FakeResponse(b'{}')]
+    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps)
+    client.bootstrap()
+    if expected is None:
+        # An HTTP date in the past asks for no wait, which still gets its jitter.
+        assert sleeps == [0.5]
+    else:
+        assert sleeps == [expected]
+
+
+@pytest.mark.parametrize('rand', [0.0, 0.25, 1.0])
+def test_server_wait_is_jittered(monkeypatch, sleeps, rand):
+    outcomes = [http_error(429, b'', {'Retry-After': '4'}), FakeResponse(b'{}')]
+    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps, rand=lambda: rand)
+    client.bootstrap()
+    assert sleeps == [4.0 + rand]
+
+
+def test_backoff_uses_full_jitter(monkeypatch, sleeps):
+    outcomes = [http_error(503), http_error(503), http_error(503), FakeResponse(b'{}')]
+    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps, rand=lambda: 0.25)
+    client.bootstrap()
+    assert sleeps == [0.25 * 1, 0.25 * 2, 0.25 * 4]
+
+
+def test_each_retry_reported_once(monkeypatch, sleeps):
+    outcomes = [http_error(503), urllib.error.URLError(ConnectionRefusedError(111, 'Connection refused')),
+                FakeResponse(b'{}')]
+    client, dummy, messages = make_client(monkeypatch, outcomes, sleeps)
+    client.bootstrap()
+    assert len(messages) == 2
+    assert 'HTTP 503' in messages[0]
+    assert 'Retry 1 of 3' in messages[0]
+    assert 'Connection refused' in messages[1]
+    assert 'Retry 2 of 3' in messages[1]
 
 
 @pytest.mark.parametrize('status', [500, 502, 503, 504])
@@ -273,20 +320,31 @@ def test_time_budget_stops_retries(monkeypatch, sleeps):
     with pytest.raises(_krypton.KryptonError) as excinfo:
         client.bootstrap()
     assert len(opener.calls) == 1
+    assert str(excinfo.value).endswith(
+        'Gave up after 1 attempt because the next attempt could end after the 300 s retry budget.')
+    assert excinfo.value.attempts == 1
+    assert sleeps == []
+
+
+def test_time_budget_counts_server_wait_and_timeout(monkeypatch, sleeps):
+    # 250 s have passed, and a 50 s Retry-After plus 0.5 s jitter and the 5 s timeout would pass 300 s.
+    readings = [0.0, 250.0]
+    outcomes = [http_error(429, b'', {'Retry-After': '50'})]
+    client, opener, dummy = make_client(monkeypatch, outcomes, sleeps, monotonic=lambda: readings.pop(0))
+    with pytest.raises(_krypton.KryptonError) as excinfo:
+        client.bootstrap()
     assert 'retry budget' in str(excinfo.value)
     assert sleeps == []
 
 
+def test_gave_up_message_singular_with_zero_retries(monkeypatch, sleeps):
+    client, dummy, dummy2 = make_client(monkeypatch, [http_error(503)], sleeps, retries=0)
+    with pytest.raises(_krypton.KryptonError) as excinfo:
+        client.bootstrap()
+    assert str(excinfo.value).endswith('Gave up after 1 attempt.')
+
+
 # ---------------------------------------------------------------------------- headers
-
-def test_parse_retry_after_forms():
-    now = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-    assert _krypton.parse_retry_after('5') == 5.0
-    assert _krypton.parse_retry_after('-3') == 0.0
-    assert _krypton.parse_retry_after('Sun, 01 Mar 2026 12:00:30 GMT', now=now) == 30.0
-    assert _krypton.parse_retry_after('soon') is None
-    assert _krypton.parse_retry_after(None) is None
-
 
 def test_parse_http_date():
     expected = datetime.datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
@@ -299,14 +357,82 @@ def test_backoff_delay_full_jitter():
     assert _krypton.backoff_delay(0, rng=lambda: 1.0) == _krypton.BACKOFF_BASE
     assert _krypton.backoff_delay(3, rng=lambda: 0.5) == 0.5 * 8 * _krypton.BACKOFF_BASE
     assert _krypton.backoff_delay(30, rng=lambda: 1.0) == _krypton.BACKOFF_MAX_DELAY
-    assert _krypton.backoff_delay(0, retry_after=2.5) == 2.5
+    assert _krypton.backoff_delay(2, rng=lambda: 0.0) == 0.0
 
 
-def test_clock_skew_warning_threshold():
-    assert _krypton.clock_skew_warning(None, 'x') is None
-    assert _krypton.clock_skew_warning(299, 'x') is None
-    assert '3600 seconds behind' in _krypton.clock_skew_warning(-3600, 'https://krypton')
-    assert '400 seconds ahead of' in _krypton.clock_skew_warning(400, 'https://krypton')
+# ---------------------------------------------------------------------------- clock
+
+def response_at(device_time, server_time):
+    return _krypton.KryptonResponse({}, 200, server_date=server_time, received_at=device_time)
+
+
+def test_clock_skew_message_within_limit():
+    assert _krypton.clock_skew_message(response_at(NOW, NOW - datetime.timedelta(seconds=299)), 300, 'x') is None
+    assert _krypton.clock_skew_message(response_at(NOW, None), 300, 'x') is None
+
+
+def test_clock_skew_message_disabled_with_zero():
+    assert _krypton.clock_skew_message(response_at(NOW, NOW + datetime.timedelta(days=2)), 0, 'x') is None
+
+
+def test_clock_skew_message_device_behind():
+    server = NOW + datetime.timedelta(hours=1)
+    message = _krypton.clock_skew_message(response_at(NOW, server), 300, 'https://krypton', server)
+    assert message.startswith('The device clock (2026-03-01T12:00:00Z) is 3600 seconds behind the Date header of '
+                              'https://krypton (2026-03-01T13:00:00Z), more than max_clock_skew (300 s).')
+    assert 'the new certificate is not valid before 2026-03-01T13:00:00Z' in message
+
+
+def test_clock_skew_message_device_ahead():
+    message = _krypton.clock_skew_message(response_at(NOW, NOW - datetime.timedelta(seconds=400)), 300, 'x',
+                                          NOW - datetime.timedelta(seconds=400))
+    assert '400 seconds ahead of' in message
+    assert 'not valid before' not in message
+
+
+@pytest.mark.parametrize('now,expected', [
+    (datetime.datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC), True),
+    (datetime.datetime(1970, 1, 1, tzinfo=UTC), True),
+    (datetime.datetime(2025, 1, 1, tzinfo=UTC), False),
+    (NOW, False),
+])
+def test_implausible_clock_message(now, expected):
+    message = _krypton.implausible_clock_message(now)
+    assert (message is not None) == expected
+    if expected:
+        assert _cert.format_time(now) in message
+        assert 'before 2025-01-01' in message
+        assert 'TLS' in message
+        assert 'timedatectl set-ntp true' in message
+        assert 'chrony' in message
+        assert 'Krypton was not called' in message
+
+
+@pytest.mark.parametrize('code,text', [
+    (9, 'certificate is not yet valid'),
+    (10, 'certificate has expired'),
+    (0, 'certificate is not yet valid'),
+])
+def test_tls_validity_failure_is_clock_suspect(monkeypatch, sleeps, code, text):
+    failure = ssl.SSLCertVerificationError(1, 'certificate verify failed')
+    failure.verify_code = code
+    failure.verify_message = text
+    client, opener, dummy = make_client(monkeypatch, [urllib.error.URLError(failure)], sleeps)
+    with pytest.raises(_krypton.KryptonError) as excinfo:
+        client.bootstrap()
+    assert excinfo.value.clock_suspect is True
+    assert text in str(excinfo.value)
+    assert len(opener.calls) == 1
+
+
+def test_tls_issuer_failure_is_not_clock_suspect(monkeypatch, sleeps):
+    failure = ssl.SSLCertVerificationError(1, 'certificate verify failed')
+    failure.verify_code = 20
+    failure.verify_message = 'unable to get local issuer certificate'
+    client, dummy, dummy2 = make_client(monkeypatch, [urllib.error.URLError(failure)], sleeps)
+    with pytest.raises(_krypton.KryptonError) as excinfo:
+        client.bootstrap()
+    assert excinfo.value.clock_suspect is False
 
 
 def test_describe_error_body_variants():

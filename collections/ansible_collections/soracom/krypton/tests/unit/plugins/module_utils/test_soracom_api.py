@@ -381,8 +381,8 @@ def test_retry_gives_up_with_attempt_count(monkeypatch, sleeps):
     assert error.attempts == 3
     assert error.status == 503
     assert error.code == "SYS0001"
-    assert error.message.startswith(
-        "SORACOM API request GET /sims failed after 3 attempts: HTTP 503 [SYS0001] Service unavailable."
+    assert error.message == (
+        "SORACOM API request GET /sims failed: HTTP 503 [SYS0001] Service unavailable. Gave up after 3 attempts."
     )
     assert len(sleeps) == 2
     assert len(messages) == 2
@@ -392,7 +392,7 @@ def test_retry_429_exhausted_has_hint(monkeypatch, sleeps):
     client, dummy = make_client(monkeypatch, AUTH_OK, (429, {}, None), (429, {}, None), retries=1)
     with pytest.raises(SoracomApiError) as excinfo:
         client.get("/sims")
-    assert "failed after 2 attempts: HTTP 429" in excinfo.value.message
+    assert "failed: HTTP 429. Gave up after 2 attempts." in excinfo.value.message
     assert "rate limit was still exceeded" in excinfo.value.message
 
 
@@ -462,7 +462,7 @@ def test_connection_errors_give_up_message(monkeypatch, sleeps):
     with pytest.raises(SoracomApiError) as excinfo:
         client.get("/sims")
     assert excinfo.value.message == (
-        "SORACOM API request GET /sims failed after 2 attempts: the connection to api.soracom.test was refused."
+        "SORACOM API request GET /sims failed: the connection to api.soracom.test was refused. Gave up after 2 attempts."
     )
     assert excinfo.value.attempts == 2
 
@@ -498,7 +498,79 @@ def test_retry_time_limit_stops_early(monkeypatch, sleeps):
         client.get("/sims")
     assert sleeps == [60.5]
     assert excinfo.value.attempts == 2
-    assert "would pass the 100 s retry time limit" in excinfo.value.message
+    assert excinfo.value.message.endswith(
+        "Gave up after 2 attempts because the next wait (60.5 s) and request (timeout 30 s) would pass the "
+        "100 s retry time limit."
+    )
+
+
+def test_retry_time_limit_counts_request_timeout(monkeypatch, sleeps):
+    # 0 + 60.5 s wait + 45 s timeout passes 100 s, so not even the first retry starts.
+    client, dummy = make_client(monkeypatch, AUTH_OK, (429, {"Retry-After": "60"}, None),
+                                retry_time_limit=100, timeout=45)
+    with pytest.raises(SoracomApiError) as excinfo:
+        client.get("/sims")
+    assert sleeps == []
+    assert excinfo.value.attempts == 1
+    assert "Gave up after 1 attempt because" in excinfo.value.message
+
+
+def test_retry_time_limit_uses_elapsed_time(monkeypatch, sleeps):
+    # The clock reads 0 s for /auth and the start of GET /sims, then 80 s after the failed
+    # GET, so a 1.5 s backoff plus the 30 s timeout would end after the 100 s limit.
+    readings = [0.0, 0.0, 80.0]
+    client, dummy = make_client(monkeypatch, AUTH_OK, (503, {}, None), retry_time_limit=100,
+                                clock=lambda: readings.pop(0) if len(readings) > 1 else readings[0])
+    with pytest.raises(SoracomApiError) as excinfo:
+        client.get("/sims")
+    assert sleeps == []
+    assert "Gave up after 1 attempt" in excinfo.value.message
+
+
+def test_retries_bounded_by_count(monkeypatch, sleeps):
+    client, http = make_client(monkeypatch, AUTH_OK, *[(503, {}, None)] * 6, retries=5)
+    with pytest.raises(SoracomApiError) as excinfo:
+        client.get("/sims")
+    assert excinfo.value.attempts == 6
+    assert http.paths().count("GET /sims") == 6
+    assert len(sleeps) == 5
+    assert "Gave up after 6 attempts." in excinfo.value.message
+
+
+def test_non_retryable_after_retry_names_attempt(monkeypatch, sleeps):
+    client, dummy = make_client(monkeypatch, AUTH_OK, (503, {}, None), (400, {}, {"code": "SIM0001"}))
+    with pytest.raises(SoracomApiError) as excinfo:
+        client.get("/sims")
+    assert excinfo.value.message.startswith("SORACOM API request GET /sims failed on attempt 2: HTTP 400 [SIM0001].")
+    assert "Gave up" not in excinfo.value.message
+
+
+@pytest.mark.parametrize("rand,expected", [(0.0, 7.0), (0.5, 7.5), (1.0, 8.0)])
+def test_server_wait_jittered(monkeypatch, sleeps, rand, expected):
+    client, dummy = make_client(monkeypatch, AUTH_OK, (429, {"Retry-After": "7"}, None), (200, {}, []),
+                                rand=lambda: rand)
+    client.get("/sims")
+    assert sleeps == [expected]
+
+
+@pytest.mark.parametrize("rand,expected", [(0.0, [1.0, 2.0]), (1.0, [2.0, 4.0])])
+def test_backoff_jittered(monkeypatch, sleeps, rand, expected):
+    client, dummy = make_client(monkeypatch, AUTH_OK, (503, {}, None), (503, {}, None), (200, {}, []),
+                                rand=lambda: rand)
+    client.get("/sims")
+    assert sleeps == expected
+
+
+def test_each_retry_reported_once(monkeypatch, sleeps):
+    logged, warned = [], []
+    reporter = RetryReporter(logged.append, warned.append)
+    client, dummy = make_client(monkeypatch, AUTH_OK, *[(503, {}, None)] * 5, (200, {}, []), retry_callback=reporter)
+    client.get("/sims")
+    assert len(logged) == 5
+    assert len(set(logged)) == 5
+    assert warned[:3] == logged[:3]
+    assert len(warned) == 4
+    assert "Further retries are written to the module log only" in warned[3]
 
 
 def test_retry_wait_capped(monkeypatch, sleeps):

@@ -13,6 +13,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.soracom.krypton.plugins.module_utils._aws import AwsError
+from ansible_collections.soracom.krypton.plugins.module_utils._krypton_iam import least_privilege_document
 from ansible_collections.soracom.krypton.plugins.modules import aws_iam_krypton_user
 from ansible_collections.soracom.krypton.plugins.modules.aws_iam_krypton_user import (
     NEW_KEY_PLACEHOLDER,
@@ -25,7 +26,11 @@ moto = pytest.importorskip("moto")
 
 NAME = "soracom-krypton"
 MANAGED_ARN = "arn:aws:iam::aws:policy/service-role/AWSIoTThingsRegistration"
-INLINE_NAME = "KryptonCreateKeysAndCertificate"
+INLINE_NAME = "KryptonProvisioning"
+HANDS_ON_INLINE_NAME = "KryptonCreateKeysAndCertificate"
+# moto's default account.
+ACCOUNT_ID = "123456789012"
+REGION = "ap-northeast-1"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,7 @@ def aws_mock():
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_REGION", "ap-northeast-1")
+        monkeypatch.setenv("AWS_REGION", REGION)
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
         monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
@@ -92,19 +97,133 @@ def test_create_user_policies_and_key(iam, capsys):
     assert result["user"]["path"] == "/"
     assert result["user"]["arn"].endswith(":user/" + NAME)
     assert result["user"]["user_id"]
-    assert result["policies"] == {"managed_policy_arns": [MANAGED_ARN], "inline_policy_names": [INLINE_NAME]}
+    assert result["policies"]["managed_policy_arns"] == []
+    assert result["policies"]["inline_policy_names"] == [INLINE_NAME]
+    assert result["policies"]["policy_mode"] == "least_privilege"
+    assert result["policies"]["inline_policy_document"] == least_privilege_document("aws", REGION, ACCOUNT_ID)
     assert result["access_key"]["status"] == "Active"
     assert result["access_key"]["secret_access_key"]
     assert key_ids(iam) == [result["access_key"]["access_key_id"]]
+    assert "hands_on" not in json.dumps(result.get("warnings", []))
 
 
 def test_created_state_checked_with_boto3(iam, capsys):
-    run_module(capsys)
+    run_module(capsys, thing_name_prefix="krypton-")
 
     attached = iam.list_attached_user_policies(UserName=NAME)["AttachedPolicies"]
     inline = iam.get_user_policy(UserName=NAME, PolicyName=INLINE_NAME)["PolicyDocument"]
-    assert [policy["PolicyArn"] for policy in attached] == [MANAGED_ARN]
+    assert attached == []
+    assert inline == least_privilege_document("aws", REGION, ACCOUNT_ID, "krypton-")
+    assert inline["Statement"][0]["Resource"] == "arn:aws:iot:%s:%s:thing/krypton-*" % (REGION, ACCOUNT_ID)
+
+
+def test_hands_on_attaches_managed_policy_and_warns(iam, capsys):
+    result = run_module(capsys, policy_mode="hands_on")
+
+    assert result["changed"] is True
+    assert result["policies"]["managed_policy_arns"] == [MANAGED_ARN]
+    assert result["policies"]["inline_policy_names"] == [HANDS_ON_INLINE_NAME]
+    inline = iam.get_user_policy(UserName=NAME, PolicyName=HANDS_ON_INLINE_NAME)["PolicyDocument"]
     assert inline["Statement"] == [{"Effect": "Allow", "Action": "iot:CreateKeysAndCertificate", "Resource": "*"}]
+    warnings = json.dumps(result["warnings"])
+    assert "policy_mode=hands_on attaches %s" % MANAGED_ARN in warnings
+    assert "more AWS IoT actions than Krypton uses" in warnings
+
+
+def test_hands_on_rerun_not_changed(iam, capsys):
+    run_module(capsys, policy_mode="hands_on")
+
+    result = run_module(capsys, policy_mode="hands_on")
+
+    assert result["changed"] is False
+    assert "more AWS IoT actions than Krypton uses" in json.dumps(result["warnings"])
+
+
+def test_switch_to_least_privilege_detaches_only_hands_on_policy(iam, capsys):
+    run_module(capsys, policy_mode="hands_on")
+    other_arn = "arn:aws:iam::aws:policy/AWSIoTDataAccess"
+    iam.attach_user_policy(UserName=NAME, PolicyArn=other_arn)
+
+    result = run_module(capsys, thing_name_prefix="krypton-", _ansible_diff=True)
+
+    assert result["changed"] is True
+    attached = [policy["PolicyArn"] for policy in iam.list_attached_user_policies(UserName=NAME)["AttachedPolicies"]]
+    assert attached == [other_arn]
+    assert iam.list_user_policies(UserName=NAME)["PolicyNames"] == [INLINE_NAME]
+    assert result["diff"]["before"]["managed_policy_arns"] == sorted([MANAGED_ARN, other_arn])
+    assert result["diff"]["after"]["managed_policy_arns"] == [other_arn]
+    assert result["diff"]["after"]["inline_policy_names"] == [INLINE_NAME]
+
+
+def test_switch_check_mode_predicts_detach(iam, capsys):
+    run_module(capsys, policy_mode="hands_on")
+
+    result = run_module(capsys, _ansible_check_mode=True, _ansible_diff=True)
+
+    assert result["changed"] is True
+    assert result["diff"]["after"]["managed_policy_arns"] == []
+    assert result["diff"]["after"]["inline_policy_names"] == [INLINE_NAME]
+    assert result["diff"]["after"]["inline_policy_document"] == least_privilege_document("aws", REGION, ACCOUNT_ID)
+    attached = iam.list_attached_user_policies(UserName=NAME)["AttachedPolicies"]
+    assert [policy["PolicyArn"] for policy in attached] == [MANAGED_ARN]
+
+
+def test_switch_to_hands_on_deletes_least_privilege_policy(iam, capsys):
+    run_module(capsys)
+
+    result = run_module(capsys, policy_mode="hands_on")
+
+    assert result["changed"] is True
+    assert iam.list_user_policies(UserName=NAME)["PolicyNames"] == [HANDS_ON_INLINE_NAME]
+    attached = iam.list_attached_user_policies(UserName=NAME)["AttachedPolicies"]
+    assert [policy["PolicyArn"] for policy in attached] == [MANAGED_ARN]
+
+
+def test_thing_name_prefix_change_rewrites_policy(iam, capsys):
+    run_module(capsys, thing_name_prefix="krypton-")
+
+    result = run_module(capsys, thing_name_prefix="pi-", _ansible_diff=True)
+
+    assert result["changed"] is True
+    before = result["diff"]["before"]["inline_policy_document"]["Statement"][0]["Resource"]
+    after = result["diff"]["after"]["inline_policy_document"]["Statement"][0]["Resource"]
+    assert before.endswith(":thing/krypton-*")
+    assert after.endswith(":thing/pi-*")
+
+
+def test_custom_inline_policy_name(iam, capsys):
+    run_module(capsys, inline_policy_name="SoracomKrypton")
+
+    assert iam.list_user_policies(UserName=NAME)["PolicyNames"] == ["SoracomKrypton"]
+    assert run_module(capsys, inline_policy_name="SoracomKrypton")["changed"] is False
+
+
+@pytest.mark.parametrize("prefix", ["krypton-*", "pi/", "a" * 128, "krypton $"])
+def test_invalid_thing_name_prefix_fails(iam, capsys, prefix):
+    result = run_module(capsys, thing_name_prefix=prefix)
+
+    assert result["failed"] is True
+    assert "Invalid thing_name_prefix" in result["msg"]
+    assert iam.list_users()["Users"] == []
+
+
+def test_least_privilege_without_region_fails(iam, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_REGION")
+
+    result = run_module(capsys)
+
+    assert result["failed"] is True
+    assert "No AWS region set for sts" in result["msg"]
+    assert iam.list_users()["Users"] == []
+
+
+def test_hands_on_without_region_works(iam, capsys, monkeypatch):
+    monkeypatch.delenv("AWS_REGION")
+
+    result = run_module(capsys, policy_mode="hands_on")
+
+    assert result["changed"] is True
+    assert result["policies"]["managed_policy_arns"] == [MANAGED_ARN]
 
 
 def test_rerun_keeps_key_without_secret(iam, capsys):
@@ -125,7 +244,9 @@ def test_check_mode_new_user_creates_nothing(iam, capsys):
     assert result["user"] == {}
     assert result["access_key"] == {}
     assert result["diff"]["after"]["access_key_ids"] == [NEW_KEY_PLACEHOLDER]
-    assert result["diff"]["after"]["managed_policy_arns"] == [MANAGED_ARN]
+    assert result["diff"]["after"]["managed_policy_arns"] == []
+    assert result["diff"]["after"]["inline_policy_names"] == [INLINE_NAME]
+    assert result["diff"]["after"]["inline_policy_document"] == least_privilege_document("aws", REGION, ACCOUNT_ID)
     assert iam.list_users()["Users"] == []
 
 
@@ -226,7 +347,7 @@ def test_inline_policy_drift_corrected(iam, capsys):
     assert result["changed"] is True
     assert result["diff"]["before"]["inline_policy_document"]["Statement"][0]["Effect"] == "Deny"
     document = iam.get_user_policy(UserName=NAME, PolicyName=INLINE_NAME)["PolicyDocument"]
-    assert document["Statement"][0]["Action"] == "iot:CreateKeysAndCertificate"
+    assert document == least_privilege_document("aws", REGION, ACCOUNT_ID)
 
 
 def test_path_updated(iam, capsys):
@@ -259,7 +380,7 @@ def test_absent_deletes_everything(iam, capsys):
     assert result["changed"] is True
     assert result["user"] == {}
     assert result["diff"]["after"] == {}
-    assert result["diff"]["before"]["inline_policy_names"] == ["KryptonCreateKeysAndCertificate", "extra"]
+    assert result["diff"]["before"]["inline_policy_names"] == ["KryptonProvisioning", "extra"]
     assert iam.list_users()["Users"] == []
 
 
@@ -283,15 +404,24 @@ def test_absent_check_mode_keeps_user(iam, capsys):
 
 
 def test_cn_region_default_arn_partition(iam, capsys):
-    result = run_module(capsys, region="cn-north-1", _ansible_check_mode=True, _ansible_diff=True)
+    result = run_module(capsys, region="cn-north-1", policy_mode="hands_on", _ansible_check_mode=True,
+                        _ansible_diff=True)
 
     assert result["diff"]["after"]["managed_policy_arns"] == [
         "arn:aws-cn:iam::aws:policy/service-role/AWSIoTThingsRegistration"
     ]
 
 
+def test_cn_region_least_privilege_arns(iam, capsys):
+    result = run_module(capsys, region="cn-north-1", _ansible_check_mode=True, _ansible_diff=True)
+
+    document = result["diff"]["after"]["inline_policy_document"]
+    assert document["Statement"][0]["Resource"].startswith("arn:aws-cn:iot:cn-north-1:")
+
+
 def test_missing_managed_policy_reported(iam, capsys):
-    result = run_module(capsys, managed_policy_arn="arn:aws:iam::aws:policy/service-role/NoSuchPolicy")
+    result = run_module(capsys, policy_mode="hands_on",
+                        managed_policy_arn="arn:aws:iam::aws:policy/service-role/NoSuchPolicy")
 
     assert result["failed"] is True
     assert "AttachUserPolicy" in result["msg"]

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import ssl
 import stat
 import urllib.error
 
@@ -35,14 +36,14 @@ HOST = 'a2labkrypton00-ats.iot.ap-northeast-1.amazonaws.com'
 FILES = ('certificate.pem', 'private.key', 'root-ca.pem', 'krypton.json')
 
 
-def make_pair(days_valid=365, common_name='AWS IoT Certificate'):
+def make_pair(days_valid=365, common_name='AWS IoT Certificate', not_before=None):
     now = datetime.datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     certificate = (x509.CertificateBuilder()
                    .subject_name(name).issuer_name(name).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(days=400))
+                   .not_valid_before(not_before or now - datetime.timedelta(days=400))
                    .not_valid_after(now + datetime.timedelta(days=days_valid))
                    .sign(key, hashes.SHA256()))
     key_text = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
@@ -50,8 +51,8 @@ def make_pair(days_valid=365, common_name='AWS IoT Certificate'):
     return certificate, certificate.public_bytes(serialization.Encoding.PEM).decode(), key_text
 
 
-def krypton_body(host=HOST, client_id='440103000000001', with_root_ca=True, **overrides):
-    dummy, certificate_text, key_text = make_pair()
+def krypton_body(host=HOST, client_id='440103000000001', with_root_ca=True, not_before=None, **overrides):
+    dummy, certificate_text, key_text = make_pair(not_before=not_before)
     body = {'certificate': certificate_text, 'privateKey': key_text, 'host': host, 'clientId': client_id,
             'region': 'ap-northeast-1'}
     if with_root_ca:
@@ -392,13 +393,154 @@ def test_connection_failure_hint(capsys, krypton, tmp_path):
     assert result['attempts'] == 2
 
 
-def test_clock_skew_warning(capsys, krypton, tmp_path):
-    old = email.utils.format_datetime(datetime.datetime.now(UTC) - datetime.timedelta(hours=2), usegmt=True)
+def http_date(moment):
+    return email.utils.format_datetime(moment, usegmt=True)
+
+
+@pytest.fixture
+def device_clock(monkeypatch):
+    """Set the device clock that the module and _krypton read through _cert.utc_now."""
+
+    def set_clock(moment):
+        monkeypatch.setattr(_cert, 'utc_now', lambda: moment)
+
+    return set_clock
+
+
+def test_device_ahead_of_krypton_fails_after_writing(capsys, krypton, tmp_path):
+    dest = tmp_path / 'krypton'
+    old = http_date(datetime.datetime.now(UTC) - datetime.timedelta(hours=2))
+    krypton.respond_json(krypton_body(), date=old)
+    result = run_module(capsys, dest=str(dest))
+    assert result['rc'] == 1
+    assert result['changed'] is True
+    assert result['bootstrapped'] is True
+    # The Date header has whole seconds, so the measured skew is 7200 or 7201 seconds.
+    assert re.search(r'is 720[01] seconds ahead of the Date header of %s' % re.escape(ENDPOINT), result['msg'])
+    assert 'more than max_clock_skew (300 s)' in result['msg']
+    assert 'timedatectl set-ntp true' in result['msg']
+    assert 'written to %s anyway' % dest in result['msg']
+    assert sorted(snapshot(dest)) == sorted(FILES)
+    assert result['certificate_id']
+
+
+def test_device_behind_names_certificate_start(capsys, krypton, tmp_path, device_clock):
+    dest = tmp_path / 'krypton'
+    server_time = datetime.datetime.now(UTC).replace(microsecond=0)
+    device_clock(server_time - datetime.timedelta(hours=1))
+    krypton.respond_json(krypton_body(not_before=server_time - datetime.timedelta(minutes=5)),
+                         date=http_date(server_time))
+    result = run_module(capsys, dest=str(dest))
+    assert result['rc'] == 1
+    assert 'is 3600 seconds behind the Date header' in result['msg']
+    expected_start = _cert.format_time(server_time - datetime.timedelta(minutes=5))
+    assert 'the new certificate is not valid before %s' % expected_start in result['msg']
+    assert (dest / 'private.key').exists()
+
+
+def test_rerun_after_skew_failure_keeps_files(capsys, krypton, tmp_path):
+    dest = tmp_path / 'krypton'
+    old = http_date(datetime.datetime.now(UTC) - datetime.timedelta(hours=2))
+    krypton.respond_json(krypton_body(), date=old)
+    first = run_module(capsys, dest=str(dest))
+    assert first['rc'] == 1
+    before = snapshot(dest)
+
+    result = run_module(capsys, dest=str(dest))
+    assert result['rc'] == 0
+    assert result['bootstrapped'] is False
+    assert result['certificate_id'] == first['certificate_id']
+    assert len(krypton.calls) == 1
+    assert snapshot(dest) == before
+
+
+def test_skew_within_limit_passes(capsys, krypton, tmp_path):
+    old = http_date(datetime.datetime.now(UTC) - datetime.timedelta(seconds=240))
     krypton.respond_json(krypton_body(), date=old)
     result = run_module(capsys, dest=str(tmp_path / 'krypton'))
     assert result['rc'] == 0
-    # The Date header has whole seconds, so the measured skew is 7200 or 7201 seconds.
-    assert any(re.search(r'720[01] seconds ahead of', warning) for warning in warning_texts(result))
+    assert not any('Date header' in warning for warning in warning_texts(result))
+
+
+def test_max_clock_skew_option(capsys, krypton, tmp_path):
+    old = http_date(datetime.datetime.now(UTC) - datetime.timedelta(hours=2))
+    krypton.respond_json(krypton_body(), date=old)
+    assert run_module(capsys, dest=str(tmp_path / 'a'), max_clock_skew=0)['rc'] == 0
+
+    krypton.respond_json(krypton_body(), date=old)
+    assert run_module(capsys, dest=str(tmp_path / 'b'), max_clock_skew=8000)['rc'] == 0
+
+    krypton.respond_json(krypton_body(), date=http_date(datetime.datetime.now(UTC) - datetime.timedelta(seconds=90)))
+    result = run_module(capsys, dest=str(tmp_path / 'c'), max_clock_skew=60)
+    assert result['rc'] == 1
+    assert 'max_clock_skew (60 s)' in result['msg']
+
+
+def test_clock_before_floor_fails_without_call(capsys, krypton, tmp_path, device_clock):
+    device_clock(datetime.datetime(2019, 2, 14, 10, 0, 0, tzinfo=UTC))
+    dest = tmp_path / 'krypton'
+    result = run_module(capsys, dest=str(dest))
+    assert result['rc'] == 1
+    assert result['bootstrapped'] is False
+    assert krypton.calls == []
+    assert 'The device clock reads 2019-02-14T10:00:00Z, which is before 2025-01-01' in result['msg']
+    assert 'TLS connection to Krypton would fail' in result['msg']
+    assert 'timedatectl set-ntp true' in result['msg']
+    assert 'systemd-timesyncd' in result['msg']
+    assert 'chrony' in result['msg']
+    assert not dest.exists()
+
+
+def test_clock_before_floor_fails_in_check_mode(capsys, krypton, tmp_path, device_clock):
+    device_clock(datetime.datetime(2024, 12, 31, 23, 59, 59, tzinfo=UTC))
+    result = run_module(capsys, dest=str(tmp_path / 'krypton'), _ansible_check_mode=True)
+    assert result['rc'] == 1
+    assert 'before 2025-01-01' in result['msg']
+    assert krypton.calls == []
+
+
+def test_clock_floor_ignored_when_no_call_needed(capsys, krypton, tmp_path, device_clock):
+    dest = tmp_path / 'krypton'
+    first = bootstrap_once(capsys, krypton, dest)
+    device_clock(datetime.datetime(2019, 2, 14, tzinfo=UTC))
+    result = run_module(capsys, dest=str(dest))
+    assert result['rc'] == 0
+    assert result['bootstrapped'] is False
+    assert result['certificate_id'] == first['certificate_id']
+    assert len(krypton.calls) == 1
+
+
+@pytest.mark.parametrize('code,text', [(9, 'certificate is not yet valid'), (10, 'certificate has expired')])
+def test_tls_validity_failure_points_at_clock(capsys, krypton, tmp_path, device_clock, code, text):
+    device_clock(datetime.datetime(2025, 6, 1, 8, 30, 0, tzinfo=UTC))
+    failure = ssl.SSLCertVerificationError(1, 'certificate verify failed')
+    failure.verify_code = code
+    failure.verify_message = text
+    krypton.responses.append(urllib.error.URLError(failure))
+    result = run_module(capsys, dest=str(tmp_path / 'krypton'))
+    assert result['rc'] == 1
+    assert text in result['msg']
+    assert 'The device clock reads 2025-06-01T08:30:00Z' in result['msg']
+    assert 'timedatectl set-ntp true' in result['msg']
+    assert 'cellular session' not in result['msg']
+    assert len(krypton.calls) == 1
+
+
+def test_retries_warned_and_logged_once(capsys, krypton, tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(krypton_bootstrap.AnsibleModule, 'log', lambda self, message, **kwargs: logged.append(message))
+    for dummy in range(5):
+        krypton.respond_error(503, b'')
+    krypton.respond_json(krypton_body())
+    result = run_module(capsys, dest=str(tmp_path / 'krypton'), retries=5)
+    assert result['rc'] == 0
+    retry_lines = [message for message in logged if 'Retry ' in message]
+    assert len(retry_lines) == 5
+    assert len(set(retry_lines)) == 5
+    # Warnings of earlier failed module runs in this process can linger, so count only this run's.
+    warnings = warning_texts(result)
+    assert len([warning for warning in warnings if 'HTTP 503' in warning and 'Retry ' in warning]) == 3
+    assert any('More Krypton requests are being retried' in warning for warning in warnings)
 
 
 def test_wrong_mode_is_fixed_without_call(capsys, krypton, tmp_path):

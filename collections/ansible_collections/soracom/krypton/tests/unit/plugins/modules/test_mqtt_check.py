@@ -142,10 +142,13 @@ def _string(body, offset):
 
 
 class TestBroker:
-    """MQTT 3.1.1 over TLS on 127.0.0.1. ``mode`` selects the behaviour:
+    """MQTT 3.1.1 over TLS on 127.0.0.1, one thread per connection. ``mode`` selects the behaviour:
 
     accept (CONNACK 0 and PUBACK), refuse (CONNACK with return code 5), close (close
     after CONNECT), no_puback (ignore PUBLISH), close_on_publish (close on PUBLISH).
+
+    As AWS IoT does, a CONNECT with the client id of an open connection closes that older
+    connection. ``kick(client_id)`` closes a client's connection from the test.
     """
 
     __test__ = False  # not a pytest test class
@@ -155,6 +158,10 @@ class TestBroker:
         self.connects = []
         self.publishes = []
         self.errors = []
+        self.kicked = []
+        self.sessions = {}
+        self.sessions_lock = threading.Lock()
+        self.handlers = []
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki['broker_cert'], pki['broker_key'])
         context.load_verify_locations(pki['device_ca'])
@@ -175,6 +182,30 @@ class TestBroker:
         self.stopping.set()
         self.thread.join(5)
         self.listener.close()
+        with self.sessions_lock:
+            open_connections = list(self.sessions.values())
+        for conn in open_connections:
+            self._drop(conn)
+        for handler in self.handlers:
+            handler.join(5)
+
+    def kick(self, client_id):
+        """Close the connection of ``client_id`` as the broker. Returns False when it has none."""
+        with self.sessions_lock:
+            conn = self.sessions.pop(client_id, None)
+        if conn is None:
+            return False
+        self.kicked.append(client_id)
+        self._drop(conn)
+        return True
+
+    @staticmethod
+    def _drop(conn):
+        # Shut the TCP socket down under the TLS layer, so the handler thread's read ends.
+        try:
+            socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _serve(self):
         while not self.stopping.is_set():
@@ -184,19 +215,38 @@ class TestBroker:
                 continue
             except OSError:
                 return
-            raw.settimeout(5)
-            try:
-                conn = self.context.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self.errors.append(str(exc))
-                raw.close()
-                continue
-            try:
-                self._session(conn)
-            except (ConnectionError, ssl.SSLError, OSError, socket.timeout) as exc:
-                self.errors.append(str(exc))
-            finally:
-                conn.close()
+            handler = threading.Thread(target=self._handle, args=(raw,), name='test-broker-connection')
+            handler.daemon = True
+            self.handlers.append(handler)
+            handler.start()
+
+    def _handle(self, raw):
+        raw.settimeout(5)
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self.errors.append(str(exc))
+            raw.close()
+            return
+        try:
+            self._session(conn)
+        except (ConnectionError, ssl.SSLError, OSError, socket.timeout, ValueError) as exc:
+            self.errors.append(str(exc))
+        finally:
+            with self.sessions_lock:
+                for client_id, session in list(self.sessions.items()):
+                    if session is conn:
+                        del self.sessions[client_id]
+            conn.close()
+
+    def _register(self, client_id, conn):
+        """Record ``conn`` as the connection of ``client_id`` and close an older one with the same id."""
+        with self.sessions_lock:
+            older = self.sessions.get(client_id)
+            self.sessions[client_id] = conn
+        if older is not None:
+            self.kicked.append(client_id)
+            self._drop(older)
 
     def _session(self, conn):
         while True:
@@ -212,6 +262,7 @@ class TestBroker:
                 conn.sendall(bytes([0x20, 0x02, 0x00, 5 if self.mode == 'refuse' else 0]))
                 if self.mode == 'refuse':
                     return
+                self._register(client_id, conn)
             elif kind == 3:  # PUBLISH
                 qos = (header >> 1) & 0x03
                 topic, offset = _string(body, 0)
@@ -228,6 +279,53 @@ class TestBroker:
                 conn.sendall(bytes([0xD0, 0x00]))
             elif kind == 14:  # DISCONNECT
                 return
+
+
+def connect_packet(client_id):
+    """Encode an MQTT 3.1.1 CONNECT with a clean session and a 30 s keepalive."""
+    client_id_bytes = client_id.encode('utf-8')
+    body = (struct.pack('!H', 4) + b'MQTT' + bytes([4, 0x02]) + struct.pack('!H', 30)
+            + struct.pack('!H', len(client_id_bytes)) + client_id_bytes)
+    return bytes([0x10, len(body)]) + body
+
+
+class SecondClient:
+    """Connects with the device certificate and ``client_id`` once ``ready()`` holds, as another device process would.
+
+    Runs in a thread while the module runs, and keeps its connection open until ``close()``.
+    """
+
+    def __init__(self, pki, port, client_id, ready):
+        self.pki = pki
+        self.port = port
+        self.client_id = client_id
+        self.ready = ready
+        self.connack = None
+        self.error = None
+        self.sock = None
+        self.thread = threading.Thread(target=self._run, name='second-client')
+        self.thread.daemon = True
+        self.thread.start()
+
+    def _run(self):
+        try:
+            if not wait_for(self.ready, seconds=10):
+                self.error = 'the module did not reach the point to interfere with'
+                return
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(self.pki['server_ca'])
+            context.load_cert_chain(self.pki['device_cert'], self.pki['device_key'])
+            raw = socket.create_connection(('127.0.0.1', self.port), timeout=5)
+            self.sock = context.wrap_socket(raw, server_hostname=HOST)
+            self.sock.sendall(connect_packet(self.client_id))
+            self.connack = _read_packet(self.sock)
+        except (OSError, ConnectionError, ssl.SSLError) as exc:
+            self.error = str(exc)
+
+    def close(self):
+        self.thread.join(10)
+        if self.sock is not None:
+            self.sock.close()
 
 
 @pytest.fixture
@@ -377,6 +475,58 @@ def test_closed_before_puback(capsys, broker, src):
     assert result['rc'] == 1
     assert result['step'] == 'PUBACK'
     assert 'closed the connection before the PUBACK' in result['msg']
+    assert 'iot:Publish' in result['msg']
+    assert 'client id %s is in use by another connection' % CLIENT_ID in result['msg']
+
+
+def test_hold_keeps_connection_open(capsys, broker, src):
+    result = run_module(capsys, src=str(src), port=broker.port, timeout=5, hold=0.5)
+    assert result['rc'] == 0, result.get('msg')
+    assert result['hold_ms'] >= 450
+    assert broker.kicked == []
+
+
+def test_default_hold_is_one_second(capsys, broker, src):
+    result = run_module(capsys, src=str(src), port=broker.port, timeout=5)
+    assert result['rc'] == 0, result.get('msg')
+    assert 950 <= result['hold_ms'] < 3000
+
+
+def test_duplicate_client_id_during_hold(capsys, broker, src, pki):
+    second = SecondClient(pki, broker.port, CLIENT_ID, ready=lambda: len(broker.publishes) == 1)
+    try:
+        result = run_module(capsys, src=str(src), port=broker.port, timeout=5, hold=5)
+    finally:
+        second.close()
+    assert second.error is None
+    assert second.connack[1] == b'\x00\x00'
+    assert broker.kicked == [CLIENT_ID]
+    assert result['rc'] == 1
+    assert result['step'] == 'HOLD'
+    assert 'the broker closed the connection' in result['msg']
+    assert 'after the PUBACK' in result['msg']
+    assert 'client id %s is in use by another connection' % CLIENT_ID in result['msg']
+
+
+def test_kick_after_connack_in_check_mode(capsys, broker, src):
+    kicker = threading.Thread(target=lambda: wait_for(lambda: broker.kick(CLIENT_ID), seconds=10))
+    kicker.start()
+    try:
+        result = run_module(capsys, src=str(src), port=broker.port, timeout=5, hold=5, _ansible_check_mode=True)
+    finally:
+        kicker.join(15)
+    assert result['rc'] == 1
+    assert result['step'] == 'HOLD'
+    assert 'after the CONNACK' in result['msg']
+    assert 'client id %s is in use' % CLIENT_ID in result['msg']
+    assert broker.publishes == []
+
+
+def test_hold_zero_disconnects_at_once(capsys, broker, src):
+    result = run_module(capsys, src=str(src), port=broker.port, timeout=5, hold=0)
+    assert result['rc'] == 0, result.get('msg')
+    assert result['hold_ms'] < 200
+    assert broker.kicked == []
 
 
 def test_tcp_refused(capsys, src):
@@ -428,6 +578,8 @@ def test_missing_certificate_file(capsys, src):
     ({'port': 0}, 'port'),
     ({'timeout': 0}, 'timeout'),
     ({'host': ' '}, 'host'),
+    ({'hold': -1}, 'hold'),
+    ({'hold': 301}, 'hold'),
 ])
 def test_invalid_options(capsys, src, args, message):
     result = run_module(capsys, src=str(src), **args)
