@@ -13,7 +13,7 @@ ANSIBLE_TEST_ARGS := --local --python-interpreter $(PY) --color no
 # Debian packages the lab and the tests use; the Pis' own packages come from
 # the lab's apt repository, which is built from Debian's mirror.
 APT_PACKAGES := debootstrap systemd-container iproute2 openssl curl jq \
-	mosquitto-clients shellcheck apt-utils util-linux
+	mosquitto-clients openssh-client shellcheck apt-utils util-linux
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg

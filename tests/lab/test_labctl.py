@@ -436,9 +436,12 @@ def test_hosts_yml(tmp_path):
     assert group["vars"] == {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(tmp_path / "ssh" / "id_ed25519"),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_ssh_common_args": render.SSH_COMMON_ARGS,
         "ansible_python_interpreter": "/usr/bin/python3",
     }
+    # A cut ppp0 must end the SSH session quickly instead of hanging the playbook.
+    assert "ServerAliveInterval=5" in group["vars"]["ansible_ssh_common_args"]
+    assert "ConnectTimeout=10" in group["vars"]["ansible_ssh_common_args"]
 
 
 def test_group_vars_yml(monkeypatch):
@@ -528,7 +531,7 @@ def test_exec_env(tmp_path, monkeypatch):
     assert env["SORACOM_AUTH_KEY"] == AUTH["auth_key"]
     assert env["KRYPTON_LAB_STATE"] == str(tmp_path)
     assert env["KRYPTON_LAB_ID"] == "0"
-    assert "ANSIBLE_INVENTORY" not in env  # lab 0 uses ansible.cfg's inventory/lab
+    assert env["ANSIBLE_INVENTORY"] == str(cli.OutputPaths.for_lab(LAB0, StatePaths(tmp_path)).inventory)
 
 
 def test_state_dir_override(tmp_path, monkeypatch):

@@ -263,9 +263,9 @@ def exec_env(lab: Lab, state: StatePaths, record: dict) -> dict:
         # The venv comes first so that ansible-playbook, ansible-test and pytest are found.
         "PATH": f"{VENV_PYTHON.parent}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
     })
-    if lab.id != 0:
-        # ansible.cfg names inventory/lab, which belongs to lab 0; the variable takes precedence.
-        env["ANSIBLE_INVENTORY"] = str(OutputPaths.for_lab(lab, state).inventory)
+    # Only commands run through exec get the lab inventory: ansible.cfg names none, so a
+    # playbook started outside the lab cannot send the lab's keys to the real SORACOM API.
+    env["ANSIBLE_INVENTORY"] = str(OutputPaths.for_lab(lab, state).inventory)
     return env
 
 

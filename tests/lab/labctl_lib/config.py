@@ -290,9 +290,10 @@ class StatePaths:
 class OutputPaths:
     """The Ansible inventory and ansible-test's integration_config.yml that ``labctl up`` writes.
 
-    Lab 0 writes them into the repository (gitignored), where ansible.cfg and ansible-test
-    look for them. Other labs write them under their state directory, so that labs do not
-    overwrite each other's files, and ``labctl exec`` sets ANSIBLE_INVENTORY for them.
+    Lab 0 writes them into the repository (gitignored), where ansible-test looks for the
+    integration configuration. Other labs write them under their state directory, so that
+    labs do not overwrite each other's files. ``labctl exec`` sets ANSIBLE_INVENTORY to the
+    lab's inventory in both cases.
     """
 
     inventory: Path

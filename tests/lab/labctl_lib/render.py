@@ -18,6 +18,10 @@ from .config import (
 )
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The lab's SSH runs over the Pis' ppp0, so a link cut by `labctl link-down` must end the
+# connection within seconds rather than leave Ansible waiting on TCP retransmissions.
+SSH_COMMON_ARGS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                   "-o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3")
 HEADER = "# Written by tests/lab/labctl up for the running lab; rewritten on every run.\n"
 
 
@@ -138,7 +142,7 @@ def hosts_yml(state: StatePaths, pis: list[PiSpec]) -> str:
         "vars": {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(state.ssh_key),
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+            "ansible_ssh_common_args": SSH_COMMON_ARGS,
             "ansible_python_interpreter": "/usr/bin/python3",
         },
     }}}}

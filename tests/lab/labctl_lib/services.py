@@ -73,7 +73,8 @@ SORACOM_SPEC = REPO_ROOT.parent / "shared" / "reference" / "soracom-api" / "sora
 def spec_validation_args() -> list[str]:
     if SORACOM_SPEC.is_file():
         return ["--validate-spec", str(SORACOM_SPEC)]
-    warn(f"{SORACOM_SPEC} not found: the SORACOM emulator runs without OpenAPI validation")
+    warn(f"SORACOM's OpenAPI spec is not at {SORACOM_SPEC}, so the SORACOM emulator runs without "
+         "checking requests and responses against it (put soracom-api.en.yaml there to turn the check on)")
     return []
 
 
