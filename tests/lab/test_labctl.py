@@ -69,8 +69,9 @@ def test_recipe_packages():
     recipe = image.image_recipe("amd64")
     assert recipe["include"] == sorted(["openssh-server", "python3", "python3-apt", "iproute2",
                                         "ca-certificates", "sudo", "curl", "systemd-sysv", "dbus"])
+    # libfaketime lets the fault tests run one process on a Pi with a shifted clock.
     assert recipe["apt_repo_packages"] == sorted(["mosquitto-clients", "jq", "python3-paho-mqtt",
-                                                  "python3-cryptography"])
+                                                  "python3-cryptography", "libfaketime"])
     assert recipe["files"]["/etc/apt/sources.list.d/lab.list"] == "deb [trusted=yes] http://pkgs.lab:8081/ ./\n"
     assert "/etc/apt/sources.list" in recipe["remove"]
 

@@ -32,7 +32,8 @@ IMAGE_PACKAGES = (
     "systemd-sysv", "dbus",
 )
 # What the collection's device role installs on a Pi; the Pis can only reach this repository.
-APT_REPO_PACKAGES = ("mosquitto-clients", "jq", "python3-paho-mqtt", "python3-cryptography")
+# libfaketime is for the end-to-end tests, which fake a wrong clock for one process on a Pi.
+APT_REPO_PACKAGES = ("mosquitto-clients", "jq", "python3-paho-mqtt", "python3-cryptography", "libfaketime")
 
 IMAGE_FILES = {
     "/etc/apt/sources.list.d/lab.list": f"deb [trusted=yes] {APT_REPO_URL} ./\n",

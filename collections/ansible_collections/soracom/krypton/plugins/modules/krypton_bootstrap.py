@@ -302,6 +302,13 @@ def _result_fields(stored):
     return fields
 
 
+def _is_read_only_mount(path):
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def check_access(dest):
     """Return an error message when this user cannot read and write ``dest``, else None.
 
@@ -309,6 +316,9 @@ def check_access(dest):
     create a certificate that cannot be stored.
     """
     if os.path.isdir(dest):
+        if _is_read_only_mount(dest):
+            return ('%s is on a read-only file system, so a new certificate could not be stored. Remount it '
+                    'read-write or set dest to a writable directory.' % dest)
         if not os.access(dest, os.R_OK | os.W_OK | os.X_OK):
             return ('%s cannot be read and written by this user. Run the task with become: true, or set dest to '
                     'a directory this user owns.' % dest)
@@ -359,6 +369,9 @@ def bootstrap(module, client, dest, uid, gid, now=None):
         elif exc.status is None:
             hint = (' Krypton responds only over the SIM\'s cellular session. Run soracom.krypton.lte_link_info to '
                     'check the link, the routes and the clock.')
+        elif exc.status == 403 and 'denied' in (exc.api_message or '').lower():
+            hint = (' The IAM user of the credential set lacks a permission Krypton needs: run the cloud role again '
+                    '(soracom.krypton.aws_iam_krypton_user) to restore its policy.')
         elif 400 <= exc.status < 500 and exc.status != 429:
             hint = (' Check that the SIM is in a group whose SoracomKrypton configuration is enabled and names a valid '
                     'credential set (soracom.krypton.soracom_krypton_config).')
@@ -463,7 +476,9 @@ def run_module(module, client_factory=None, now=None):
     reason = 'force is true, so Krypton was called.' if state.valid else state.reason
     clock_message = _krypton.implausible_clock_message(now or _cert.utc_now())
     if clock_message:
-        module.fail_json(msg='%s %s' % (reason, clock_message), bootstrapped=False, **_result_fields(state.stored))
+        needed = 'force is true.' if state.valid else state.reason
+        module.fail_json(msg='A bootstrap is needed: %s %s' % (needed, clock_message), bootstrapped=False,
+                         **_result_fields(state.stored))
     result['changed'] = True
     result['bootstrapped'] = True
 

@@ -619,3 +619,13 @@ def test_missing_cryptography(capsys, krypton, tmp_path, monkeypatch):
     result = run_module(capsys, dest=str(tmp_path / 'krypton'))
     assert result['rc'] == 1
     assert 'cryptography' in result['msg']
+
+
+def test_read_only_directory_named(tmp_path, monkeypatch):
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(krypton_bootstrap.os, 'statvfs', lambda path: ReadOnly())
+    message = krypton_bootstrap.check_access(str(tmp_path))
+    assert 'is on a read-only file system' in message
+    assert 'become' not in message
