@@ -14,8 +14,10 @@ user's key, in the order the lab's Krypton stand-in makes them.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,6 +90,14 @@ class MotoServer:
         )
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent():
+    """Ask Linux to send SIGTERM to this child when its parent exits (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @pytest.fixture(scope="module")
 def moto_server(tmp_path_factory):
     """Start the lab's moto launcher, create an administrator and the device IoT policy, then enforce IAM."""
@@ -100,8 +110,11 @@ def moto_server(tmp_path_factory):
     for name in ("MOTO_IOT_CA_CERT", "MOTO_IOT_CA_KEY"):
         env.pop(name, None)
     with open(log_path, "wb") as log_file:
+        # ansible-test runs each test in a forked process that exits without fixture teardown,
+        # so the server is also told to stop when the process that started it ends.
         process = subprocess.Popen([sys.executable, str(launcher), "-H", HOST, "-p", str(port)],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=env)
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True, preexec_fn=stop_with_parent)
     endpoint = "http://%s:%d" % (HOST, port)
     try:
         wait_for_server(endpoint + "/moto-api/", process, log_path)
@@ -117,11 +130,11 @@ def moto_server(tmp_path_factory):
         urllib.request.urlopen(request, timeout=5).close()
         yield MotoServer(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
 
