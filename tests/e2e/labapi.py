@@ -17,11 +17,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 
-from labctl_lib.config import Lab, StatePaths  # noqa: E402  (needs the path set above)
+from labctl_lib.config import Lab, OutputPaths, StatePaths  # noqa: E402  (needs the path set above)
 
 # `labctl exec` sets KRYPTON_LAB_ID and KRYPTON_LAB_STATE to the lab it enters. Without them
 # this is lab 0 and its default state directory, tests/lab/.state.
 STATE = StatePaths.from_env(Lab.from_env()).root
+# The inventory and ansible-test configuration `labctl up` wrote for this lab.
+OUTPUTS = OutputPaths.for_lab(Lab.from_env(), StatePaths.from_env(Lab.from_env()))
 SORACOM_ADMIN = "http://127.0.0.1:8099"
 BROKER_ADMIN = "http://127.0.0.1:8098"
 RECAP = re.compile(

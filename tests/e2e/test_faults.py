@@ -192,7 +192,7 @@ def inventory_over_loopback(directory: str, pi: dict) -> list[str]:
     path = os.path.join(directory, "over-loopback.yml")
     with open(path, "w") as handle:
         json.dump(override, handle)
-    return ["-i", str(labapi.STATE / "inventory"), "-i", path]
+    return ["-i", str(labapi.OUTPUTS.inventory), "-i", path]
 
 
 def test_link_down_fails_that_pi_only(lab, provisioned):

@@ -55,20 +55,18 @@ def controller_exclusions() -> list[Path]:
         # lab.json is where the lab keeps the auth key (and the lab-admin AWS key) for labctl exec.
         state / "lab.json",
         # The lab inventory passes the auth key to the playbook, as an operator's vault would.
-        state / "inventory" / "group_vars" / "all" / "lab.yml",
+        labapi.OUTPUTS.inventory / "group_vars" / "all" / "lab.yml",
         # The same auth key for ansible-test integration targets.
-        state / "integration_config.yml",
+        labapi.OUTPUTS.integration_config,
+        # ansible-test's results of the integration targets, whose JUnit reports record the
+        # arguments of the tasks they ran, among them the lab auth key of the configuration above.
+        labapi.REPO / "collections" / "ansible_collections" / "soracom" / "krypton" / "tests" / "output",
         # Each Pi's disk (its overlay upper layer) contains its private key under etc/soracom/krypton.
         # The rest of each Pi is searched over SSH by test_pi_files_outside_key_dir.
         state / "pis",
-        # The state directories of other labs, and lab 0's inventory, belong to labs that other
-        # sessions run, and nothing in this lab writes to them.
+        # The state directories of other labs belong to labs that may run beside this one,
+        # and nothing in this lab writes to them.
         *repository_labs,
-        labapi.REPO / "inventory" / "lab",
-        # Working directories of other sessions on this machine, which tests must not touch.
-        Path("/tmp/ci"),
-        Path("/tmp/newuser"),
-        Path("/tmp/breaker"),
         # The tool that runs this session keeps its own job output here.
         *sorted(Path("/tmp").glob("bash_jobs.*")),
         *sorted(Path("/tmp").glob("bash_tool_*")),
