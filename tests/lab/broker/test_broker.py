@@ -41,8 +41,11 @@ BROKER_DIR = Path(__file__).resolve().parent
 REPOSITORY_ROOT = BROKER_DIR.parents[2]
 MOTO_LAB_SERVER = REPOSITORY_ROOT / "tests" / "lab" / "aws" / "moto_lab_server.py"
 sys.path.insert(0, str(BROKER_DIR))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mqtt_codec  # noqa: E402  (needs BROKER_DIR on sys.path)
+import subprocesses  # noqa: E402  (tests/lab is on sys.path)
+from subprocesses import free_port, stop_process  # noqa: E402
 
 REGION = "ap-northeast-1"
 HOST = "127.0.0.1"
@@ -58,35 +61,8 @@ STARTUP_TIMEOUT = 20.0
 # Helpers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}; see {log_path}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {STARTUP_TIMEOUT} s; see {log_path}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    subprocesses.wait_for_http(url, process, log_path, STARTUP_TIMEOUT)
 
 
 def http_json(method: str, url: str):

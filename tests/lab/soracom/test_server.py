@@ -48,8 +48,11 @@ REPOSITORY_ROOT = SORACOM_DIR.parents[2]
 SERVER = SORACOM_DIR / "server.py"
 MOTO_LAB_SERVER = REPOSITORY_ROOT / "tests" / "lab" / "aws" / "moto_lab_server.py"
 sys.path.insert(0, str(SORACOM_DIR))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from soracom_emulator.admin import create_admin_app  # noqa: E402  (needs SORACOM_DIR on sys.path)
+import subprocesses  # noqa: E402  (tests/lab is on sys.path)
+from subprocesses import free_port, stop_process  # noqa: E402
 from soracom_emulator.api import create_api_app  # noqa: E402
 from soracom_emulator.krypton import AwsIotProvisioner, create_krypton_app  # noqa: E402
 from soracom_emulator.metadata import create_metadata_app  # noqa: E402
@@ -1607,35 +1610,8 @@ def test_spec_not_openapi_is_rejected(tmp_path):
 # ============================================================================ end to end: server.py + moto
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not return 200 within {STARTUP_TIMEOUT} s, see {log_path}")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    subprocesses.wait_for_http(url, process, log_path, STARTUP_TIMEOUT)
 
 
 def make_pki(directory: Path) -> dict[str, Path]:
