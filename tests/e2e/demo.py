@@ -2,7 +2,7 @@
 
 Exits 0 only when the first run provisioned every Pi and each one's MQTTS
 publish reached the broker, the second run reported changed=0 on every host
-and made no Krypton call, and the AWS stand-in holds exactly one ACTIVE
+and made no Krypton call, and the AWS stand-in contains exactly one ACTIVE
 certificate per Pi. It first returns the lab to the state `labctl up` left
 it in, so it can run again on the same lab. Run it through
 `tests/lab/labctl exec`.

@@ -558,7 +558,7 @@ def validate_bootstrap_response(data, expected_host=None):
         'client_id': data['clientId'],
         'region': region if isinstance(region, str) else None,
         # Krypton names the client ID after the thing it created and does not return the thing
-        # name itself, so the client ID stands in for it.
+        # name itself, so the client ID is used as the thing name.
         'thing_name': thing_name if isinstance(thing_name, str) and thing_name else data['clientId'],
         'certificate_id': certificate_id,
         'certificate_not_before': _cert.not_valid_before(certificate),

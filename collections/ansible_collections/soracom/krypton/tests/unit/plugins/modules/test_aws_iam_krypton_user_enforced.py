@@ -111,7 +111,7 @@ def moto_server(tmp_path_factory):
         env.pop(name, None)
     with open(log_path, "wb") as log_file:
         # ansible-test runs each test in a forked process that exits without fixture teardown,
-        # so the server is also told to stop when the process that started it ends.
+        # so the kernel also sends the server SIGTERM when the process that started it ends.
         process = subprocess.Popen([sys.executable, str(launcher), "-H", HOST, "-p", str(port)],
                                    stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True, preexec_fn=stop_with_parent)
