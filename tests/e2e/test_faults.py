@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -228,6 +229,90 @@ def test_link_down_fails_that_pi_only(lab, provisioned):
     assert_converges(lab)
 
 
+# --- 1b. cellular link flapping during the Krypton call -------------------------------------------
+
+# Each request to Krypton gives up after this many seconds; Krypton's first answer comes later.
+FLAP_KRYPTON_TIMEOUT = 4
+FLAP_LATE_ANSWER = 8
+FLAP_RETRIES = 8
+# Down and up periods in seconds after Krypton has made the first certificate: the answer to the
+# first call is lost, and retries meet the link down and up again.
+FLAP_PATTERN = ((6, 2), (4, 0))
+
+
+def flap_link_after_new_certificate(pi: dict, known: set[str], events: list[str]) -> None:
+    """Wait until a certificate not in ``known`` exists, then take the Pi's link down and up per FLAP_PATTERN."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if {c["certificateId"] for c in labapi.all_certificates()} - known:
+            break
+        time.sleep(0.3)
+    else:
+        events.append("no new certificate within 300 s")
+        return
+    for down, up in FLAP_PATTERN:
+        result = labctl("link-down", str(pi["n"]))
+        events.append(f"down rc={result.returncode}")
+        time.sleep(down)
+        result = labctl("link-up", str(pi["n"]))
+        events.append(f"up rc={result.returncode}")
+        time.sleep(up)
+
+
+def test_link_flapping_during_krypton_call(lab, provisioned):
+    pi = pi_by_name(lab, "pi01")
+    certificates_before = {c["certificateId"] for c in labapi.all_certificates()}
+    old_certificate = labapi.active_certificates_by_thing()[pi["thing_name"]]
+    calls_before = labapi.krypton_calls()
+    fault = soracom_admin("POST", "/_lab/faults", {
+        "service": "krypton", "path": "/v1/provisioning/aws/iot/bootstrap", "type": "late_response",
+        "seconds": FLAP_LATE_ANSWER, "count": 1})
+    events: list[str] = []
+    flapper = threading.Thread(target=flap_link_after_new_certificate, args=(pi, certificates_before, events))
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            inventory = inventory_over_loopback(directory, pi)
+            flapper.start()
+            run = labapi.run_playbook(*inventory, "--limit", f"localhost,{pi['name']}", "playbooks/provision.yml",
+                                      "-e", "device_force_bootstrap=true",
+                                      "-e", f"device_krypton_timeout={FLAP_KRYPTON_TIMEOUT}",
+                                      "-e", f"device_krypton_retries={FLAP_RETRIES}", echo=False)
+            flapper.join(timeout=60)
+    finally:
+        soracom_admin("DELETE", "/_lab/faults")
+        up = labctl("link-up", str(pi["n"]))
+    assert up.returncode == 0, up.stderr
+    assert not flapper.is_alive()
+    print("link events:", events)
+    assert events[:2] == ["down rc=0", "up rc=0"], events
+    assert fault
+
+    output = fold(run.stdout + run.stderr)
+    assert run.returncode == 0, run.stdout[-4000:]
+    # The lost response and the retries while the link was down are each reported.
+    retries = re.findall(r"Request to https://krypton\.soracom\.io:8036\S* failed: .*? Retry (\d+) of "
+                         f"{FLAP_RETRIES}", output)
+    print("retries reported:", len(retries))
+    assert retries and retries[0] == "1", output[-4000:]
+    assert "timed out" in output
+    assert labapi.krypton_calls() - calls_before >= 2
+
+    # Krypton made certificates whose responses were lost; the run's last play deactivated them
+    # and the Pi's old certificate, reporting each one.
+    minted = {c["certificateId"] for c in labapi.all_certificates()} - certificates_before
+    assert len(minted) >= 2, minted
+    active = labapi.active_certificates_by_thing()[pi["thing_name"]]
+    assert len(active) == 1, active
+    assert active[0] in minted, active
+    for certificate_id in (minted - set(active)) | set(old_certificate):
+        assert f"Deactivated certificate {certificate_id} of thing {pi['thing_name']}" in output
+
+    calls_before_converge = labapi.krypton_calls()
+    assert_converges(lab)
+    assert labapi.krypton_calls() == calls_before_converge
+    assert labapi.active_certificates_by_thing()[pi["thing_name"]] == active
+
+
 # --- 2. clock years behind ----------------------------------------------------------------------
 
 FAKED_CLOCK_PLAYBOOK = """\
@@ -262,11 +347,16 @@ FAKED_CLOCK_PLAYBOOK = """\
 """
 
 
+def install_libfaketime(pi: dict) -> None:
+    """Install Debian's libfaketime on the Pi from the lab's apt repository."""
+    install = labapi.ssh(pi, "test -f {0} || {{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+                             "apt-get install -y -qq libfaketime && test -f {0}; }}".format(LIBFAKETIME), timeout=300)
+    assert install.returncode == 0, install.stdout + install.stderr
+
+
 def test_clock_years_behind_stops_before_krypton(lab, provisioned):
     pi = pi_by_name(lab, "pi01")
-    install = labapi.ssh(pi, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime "
-                             f"&& test -f {LIBFAKETIME}", timeout=300)
-    assert install.returncode == 0, install.stdout + install.stderr
+    install_libfaketime(pi)
     digests = directory_digests(pi)
     calls_before = labapi.krypton_calls()
     certificates_before = labapi.all_certificates()
@@ -304,6 +394,98 @@ def test_clock_years_behind_stops_before_krypton(lab, provisioned):
     assert "Enable NTP (timedatectl set-ntp true)" in problems
 
     assert_converges(lab)
+
+
+# --- 2b. clock an hour behind, after 2025 ----------------------------------------------------------
+
+# The Python that runs the modules on the Pi, with the wall clock shifted by libfaketime. The
+# monotonic clock stays real, so timeouts keep working.
+FAKED_CLOCK_PYTHON = """\
+#!/bin/sh
+LD_PRELOAD={library} FAKETIME={offset} DONT_FAKE_MONOTONIC=1 exec /usr/bin/python3 "$@"
+"""
+FAKED_CLOCK_PYTHON_PATH = "/usr/local/bin/python3-clock-behind"
+# The skew the test sets: more than max_clock_skew (300 s), and the clock still reads after 2025.
+CLOCK_BEHIND_SECONDS = 3600
+
+
+def inventory_with_python(directory: str, pi: dict, interpreter: str) -> list[str]:
+    """Return -i options that make Ansible run the modules on ``pi`` with ``interpreter``.
+
+    No SSH connection sharing, so every task starts a new session.
+    """
+    override = {"all": {"hosts": {pi["name"]: {"ansible_python_interpreter": interpreter,
+                                                "ansible_ssh_args": "-C -o ControlMaster=no"}}}}
+    path = os.path.join(directory, "faked-clock.yml")
+    with open(path, "w") as handle:
+        json.dump(override, handle)
+    return ["-i", str(labapi.OUTPUTS.inventory), "-i", path]
+
+
+def test_clock_an_hour_behind(lab, provisioned):
+    pi = pi_by_name(lab, "pi03")
+    install_libfaketime(pi)
+    wrapper = FAKED_CLOCK_PYTHON.format(library=LIBFAKETIME, offset=f"-{CLOCK_BEHIND_SECONDS}")
+    written = labapi.ssh(pi, f"cat > {FAKED_CLOCK_PYTHON_PATH} <<'EOF'\n{wrapper}EOF\n"
+                             f"chmod 0755 {FAKED_CLOCK_PYTHON_PATH} && {FAKED_CLOCK_PYTHON_PATH} -c "
+                             "'import time; print(int(time.time()))'")
+    assert written.returncode == 0, written.stderr
+    assert abs(time.time() - CLOCK_BEHIND_SECONDS - int(written.stdout)) < 120, written.stdout
+    digests = directory_digests(pi)
+    old_certificate = labapi.active_certificates_by_thing()[pi["thing_name"]]
+    limit = ["--limit", f"localhost,{pi['name']}"]
+
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            inventory = inventory_with_python(directory, pi, FAKED_CLOCK_PYTHON_PATH)
+            calls_before = labapi.krypton_calls()
+            link_run = labapi.run_playbook(*inventory, *limit, "playbooks/provision.yml", echo=False, env=JSON_OUTPUT)
+            calls_after_link_run = labapi.krypton_calls()
+            # With the link check off, the bootstrap itself compares the clock with Krypton's Date.
+            bootstrap_run = labapi.run_playbook(*inventory, *limit, "playbooks/provision.yml",
+                                                "-e", "device_link_required=false", "-e", "device_force_bootstrap=true",
+                                                echo=False, env=JSON_OUTPUT)
+    finally:
+        removed = labapi.ssh(pi, f"rm -f {FAKED_CLOCK_PYTHON_PATH}")
+    assert removed.returncode == 0, removed.stderr
+
+    # The link check names the skew and stops before Krypton.
+    assert link_run.returncode != 0
+    failures = failed_results(link_run.stdout)
+    assert set(failures) == {pi["name"]}, link_run.stdout[-4000:]
+    message = fold(failures[pi["name"]]["msg"])
+    print("operator message:", message)
+    assert f"Cellular link check failed on {pi['name']} (interface ppp0)" in message
+    match = re.search(r"The system clock is (\d+) seconds behind the clock of (\S+?)\.? ", message)
+    assert match, message
+    assert abs(int(match[1]) - CLOCK_BEHIND_SECONDS) < 60, message
+    assert calls_after_link_run == calls_before
+
+    # The bootstrap stores what Krypton returned, then fails on the skew.
+    assert bootstrap_run.returncode != 0
+    failures = failed_results(bootstrap_run.stdout)
+    assert set(failures) == {pi["name"]}, bootstrap_run.stdout[-4000:]
+    message = fold(failures[pi["name"]]["msg"])
+    print("operator message:", message)
+    match = re.search(r"The device clock \(.+?\) is (\d+) seconds behind the Date header of (\S+) \(.+?\), "
+                      r"more than max_clock_skew \(300 s\)", message)
+    assert match, message
+    assert abs(int(match[1]) - CLOCK_BEHIND_SECONDS) < 60, message
+    assert labapi.krypton_calls() == calls_after_link_run + 1
+    assert directory_digests(pi) != digests
+    # The Pi reported the new certificate, so the run's last play deactivated the old one.
+    active = labapi.active_certificates_by_thing()[pi["thing_name"]]
+    assert len(active) == 1, active
+    assert active != old_certificate, active
+    assert f"Deactivated certificate {old_certificate[0]} of thing {pi['thing_name']}" in fold(bootstrap_run.stdout)
+
+    # With the clock right, the stored certificate is kept and works.
+    calls_before_converge = labapi.krypton_calls()
+    kept = directory_digests(pi)
+    assert_converges(lab)
+    assert labapi.krypton_calls() == calls_before_converge
+    assert directory_digests(pi) == kept
+    assert labapi.active_certificates_by_thing()[pi["thing_name"]] == active
 
 
 # --- 3. key directory that cannot be written ----------------------------------------------------
@@ -488,6 +670,103 @@ def test_soracom_500_gives_up_unchanged(lab, provisioned):
     assert cloud_state() == before
 
     assert_converges(lab)
+
+
+@pytest.mark.parametrize("fault_spec, expected", [
+    ({"type": "html", "status": 200},
+     ["SORACOM API GET /groups returned HTTP 200 with a body that is not valid JSON",
+      "Content-Type text/html", "may not be a SORACOM API endpoint"]),
+    ({"type": "truncate", "count": SORACOM_RETRIES + 1},
+     ["SORACOM API request GET /groups failed: the response body was cut off after",
+      f"Gave up after {SORACOM_RETRIES + 1} attempts"]),
+], ids=["html", "cut-off"])
+def test_soracom_bad_body_stops_unchanged(lab, provisioned, fault_spec, expected):
+    before = cloud_state()
+    calls_before = labapi.krypton_calls()
+    fault = soracom_admin("POST", "/_lab/faults", {"service": "api", "path": "/v1/groups", "method": "GET",
+                                                   **fault_spec})["faults"][0]
+    try:
+        result = labapi.run_playbook("playbooks/provision.yml", echo=False, env=JSON_OUTPUT)
+    finally:
+        waiting = {entry["id"] for entry in soracom_admin("GET", "/_lab/faults")["faults"]}
+        if fault["id"] in waiting:
+            soracom_admin("DELETE", f"/_lab/faults/{fault['id']}")
+
+    assert result.returncode != 0
+    assert fault["id"] not in waiting, "the fault had requests left"
+    failures = failed_results(result.stdout)
+    assert set(failures) == {"localhost"}, result.stdout[-4000:]
+    message = fold(failures["localhost"]["msg"])
+    print("operator message:", message)
+    for text in expected:
+        assert text in message
+    assert "PLAY [Bootstrap and verify every Pi]" not in result.stdout
+    assert labapi.krypton_calls() == calls_before
+    assert cloud_state() == before
+
+    assert_converges(lab)
+
+
+def test_wrong_aws_secret_key_stops_before_changes(lab, provisioned):
+    before = cloud_state()
+    calls_before = labapi.krypton_calls()
+    wrong = {**JSON_OUTPUT, "AWS_SECRET_ACCESS_KEY": "x" * 40}
+    result = labapi.run_playbook("playbooks/provision.yml", echo=False, env=wrong)
+
+    assert result.returncode != 0
+    failures = failed_results(result.stdout)
+    assert set(failures) == {"localhost"}, result.stdout[-4000:]
+    message = fold(failures["localhost"]["msg"])
+    print("operator message:", message)
+    assert "AWS IoT DescribeEndpoint failed (SignatureDoesNotMatch, HTTP 403)" in message
+    assert "Check the access key, secret key, session token or profile." in message
+    assert "x" * 40 not in fold(result.stdout + result.stderr)
+    assert labapi.krypton_calls() == calls_before
+    assert cloud_state() == before
+
+    assert_converges(lab)
+
+
+# --- 5b. root CA that does not match the ATS endpoint --------------------------------------------
+
+def test_root_ca_mismatch_named(lab, provisioned):
+    pi = pi_by_name(lab, "pi02")
+    root_ca = f"{KRYPTON_DIR}/root-ca.pem"
+    saved = labapi.ssh(pi, f"cat {root_ca}")
+    assert saved.returncode == 0, saved.stderr
+    # The lab's device CA signs device certificates, not the broker's server certificate.
+    wrong_ca = open(lab["pki"]["device-ca.crt"]).read()
+    replaced = subprocess.run(
+        ["ssh", "-i", lab["ssh"]["private_key"], "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{pi['ip']}", f"cat > {root_ca}"],
+        input=wrong_ca, text=True, capture_output=True, timeout=60, check=False)
+    assert replaced.returncode == 0, replaced.stderr
+    calls_before = labapi.krypton_calls()
+    certificates_before = labapi.all_certificates()
+
+    first = labapi.run_playbook("--limit", f"localhost,{pi['name']}", "playbooks/provision.yml", echo=False,
+                                env=JSON_OUTPUT)
+    second = labapi.run_playbook("--limit", f"localhost,{pi['name']}", "playbooks/provision.yml", echo=False,
+                                 env=JSON_OUTPUT)
+    for run in (first, second):
+        assert run.returncode != 0
+        failures = failed_results(run.stdout)
+        assert set(failures) == {pi["name"]}, run.stdout[-4000:]
+        message = fold(failures[pi["name"]]["msg"])
+        print("operator message:", message)
+        assert "MQTT check failed at step TLS: the server certificate of" in message
+        assert "Likely cause: the root CA file does not match the endpoint." in message
+    # The certificate and key are good, so no new certificate was made.
+    assert labapi.krypton_calls() == calls_before
+    assert labapi.all_certificates() == certificates_before
+
+    restored = subprocess.run(
+        ["ssh", "-i", lab["ssh"]["private_key"], "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{pi['ip']}", f"cat > {root_ca}"],
+        input=saved.stdout, text=True, capture_output=True, timeout=60, check=False)
+    assert restored.returncode == 0, restored.stderr
+    assert_converges(lab)
+    assert labapi.krypton_calls() == calls_before
 
 
 # --- 6. duplicate client id ---------------------------------------------------------------------

@@ -559,6 +559,35 @@ def test_service_commands_match_contract(tmp_path):
     assert apt_cmd[1:] == ["-m", "http.server", "8081", "--bind", "10.213.0.1", "--directory", "/cache/apt-repo"]
 
 
+# --- PKI -----------------------------------------------------------------------------------------
+
+def certificate_dates(cert: Path) -> tuple[float, float]:
+    """Return notBefore and notAfter of ``cert`` as UNIX times, read with openssl."""
+    def seconds(option: str) -> float:
+        text = subprocess.run(["openssl", "x509", "-noout", option, "-in", str(cert)], check=True,
+                              capture_output=True, text=True).stdout.split("=", 1)[1].strip()
+        return time.mktime(time.strptime(text, "%b %d %H:%M:%S %Y %Z")) - time.timezone
+    return seconds("-startdate"), seconds("-enddate")
+
+
+def test_pki_certificates_start_in_the_past_and_verify(tmp_path):
+    from labctl_lib import pki
+    state = StatePaths(tmp_path)
+    pki.ensure_pki(state)
+    now = time.time()
+    for name in ("server-ca", "device-ca", "soracom", "broker"):
+        not_before, not_after = certificate_dates(state.pki / f"{name}.crt")
+        # A Pi whose clock is days behind still trusts the lab's servers.
+        assert now - not_before > (pki.BACKDATE_DAYS - 1) * 86400, name
+        assert not_after - now > (pki.LEAF_DAYS - 1) * 86400, name
+        assert (state.pki / f"{name}.key").stat().st_mode & 0o077 == 0, name
+    for name in ("soracom", "broker"):
+        verify = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", str(state.pki / "server-ca.crt"),
+                                 str(state.pki / f"{name}.crt")], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert pki._has_names(state.pki / "broker.crt", pki.broker_dns_names())
+
+
 # --- inotify limit shared by all labs -------------------------------------------------------------
 
 @pytest.fixture

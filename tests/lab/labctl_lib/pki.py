@@ -9,6 +9,7 @@ certificates that the patched moto issues, and the broker trusts it for client c
 """
 from __future__ import annotations
 
+import datetime
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,10 @@ DEVICE_CA_SUBJECT = "/O=soracom.krypton lab/CN=Lab AWS IoT Device CA"
 CA_DAYS = 3650
 # Leaf certificates live as long as the CAs: a lab's PKI is made once and then reused.
 LEAF_DAYS = 3650
+# Every certificate starts this many days before it is made, as the certificates of real services
+# were issued well before a device connects. A Pi whose clock is somewhat behind then still
+# trusts the lab's servers, as it would trust SORACOM's and AWS's.
+BACKDATE_DAYS = 30
 
 CA_EXTENSIONS = (
     "basicConstraints=critical,CA:TRUE",
@@ -37,12 +42,12 @@ def soracom_dns_names() -> list[str]:
 
 
 def _make_ca(cert: Path, key: Path, subject: str) -> None:
-    cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
-           "-keyout", str(key), "-out", str(cert), "-days", str(CA_DAYS), "-subj", subject]
-    for extension in CA_EXTENSIONS:
-        cmd += ["-addext", extension]
-    run(cmd)
-    key.chmod(0o600)
+    with tempfile.TemporaryDirectory() as tmp:
+        csr = Path(tmp) / "ca.csr"
+        run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-keyout", str(key),
+             "-out", str(csr), "-subj", subject])
+        key.chmod(0o600)
+        _sign(Path(tmp), csr, cert, key, "\n".join(CA_EXTENSIONS) + "\n", CA_DAYS, self_signed=True)
 
 
 def _make_leaf(cert: Path, key: Path, common_name: str, dns_names: list[str],
@@ -57,18 +62,50 @@ def _make_leaf(cert: Path, key: Path, common_name: str, dns_names: list[str],
     ]) + "\n"
     with tempfile.TemporaryDirectory() as tmp:
         csr = Path(tmp) / "leaf.csr"
-        ext = Path(tmp) / "leaf.ext"
-        ext.write_text(extensions)
         run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
              "-out", str(csr), "-subj", f"/O=soracom.krypton lab/CN={common_name}"])
         key.chmod(0o600)
-        run(["openssl", "x509", "-req", "-sha256", "-in", str(csr), "-CA", str(ca_cert),
-             "-CAkey", str(ca_key), "-set_serial", "0x" + _random_serial(), "-days", str(LEAF_DAYS),
-             "-extfile", str(ext), "-out", str(cert)])
+        _sign(Path(tmp), csr, cert, ca_key, extensions, LEAF_DAYS, ca_cert=ca_cert)
 
 
-def _random_serial() -> str:
-    return run(["openssl", "rand", "-hex", "16"]).stdout.strip()
+# The configuration ``openssl ca`` needs; the database lives in a temporary directory because the
+# lab keeps no record of what it issued.
+CA_CONFIG = """\
+[ca]
+default_ca = lab
+[lab]
+database = {directory}/index.txt
+new_certs_dir = {directory}
+serial = {directory}/serial
+default_md = sha256
+policy = any_subject
+unique_subject = no
+[any_subject]
+organizationName = optional
+commonName = supplied
+"""
+
+
+def _sign(directory: Path, csr: Path, cert: Path, signing_key: Path, extensions: str, days: int,
+          ca_cert: Path | None = None, self_signed: bool = False) -> None:
+    """Issue ``cert`` for ``csr``, valid from BACKDATE_DAYS ago, with ``openssl ca``.
+
+    ``openssl req -x509`` and ``openssl x509 -req`` in OpenSSL 3.0 always start the validity now;
+    only ``openssl ca`` takes a start date.
+    """
+    (directory / "index.txt").write_text("")
+    config = directory / "ca.cnf"
+    config.write_text(CA_CONFIG.format(directory=directory))
+    ext = directory / "extensions.cnf"
+    ext.write_text(extensions)
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=BACKDATE_DAYS)
+    end = start + datetime.timedelta(days=BACKDATE_DAYS + days)
+    cmd = ["openssl", "ca", "-batch", "-notext", "-config", str(config), "-in", str(csr), "-out", str(cert),
+           "-keyfile", str(signing_key), "-extfile", str(ext), "-preserveDN",
+           "-startdate", start.strftime("%Y%m%d%H%M%SZ"), "-enddate", end.strftime("%Y%m%d%H%M%SZ"),
+           "-create_serial"]
+    cmd += ["-selfsign"] if self_signed else ["-cert", str(ca_cert)]
+    run(cmd)
 
 
 def _verifies(cert: Path, ca_cert: Path) -> bool:

@@ -887,6 +887,24 @@ def test_fault_delay_then_normal_answer(lab):
     assert elapsed >= 0.3
 
 
+def test_fault_late_response_applies_the_request_before_answering(lab):
+    add_fault(lab, service="api", path="/v1/groups", method="POST", type="late_response", seconds=1.5)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.monotonic()
+        pending = pool.submit(lab.call, "POST", "/v1/groups", json={"tags": {"name": "late"}})
+        deadline = started + 1.2
+        created = False
+        while not created and time.monotonic() < deadline:
+            created = any(group["tags"].get("name") == "late"
+                          for group in lab.admin.get("/_lab/state").get_json()["groups"])
+            time.sleep(0.05)
+        # The group exists while the answer is still held back.
+        assert created and not pending.done()
+        response = pending.result(timeout=10)
+    assert response.status_code == 201
+    assert time.monotonic() - started >= 1.5
+
+
 def test_fault_truncate_declares_full_length(lab):
     full = lab.call("GET", "/v1/sims").get_data()
     add_fault(lab, service="api", path="/v1/sims", type="truncate")
@@ -950,6 +968,8 @@ def test_fault_cleared_by_reset(lab):
     ({"service": "api", "path": "/v1/sims", "type": "delay"}, "seconds"),
     ({"service": "api", "path": "/v1/sims", "type": "delay", "seconds": 121}, "seconds"),
     ({"service": "api", "path": "/v1/sims", "type": "delay", "seconds": True}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "late_response"}, "seconds"),
+    ({"service": "api", "path": "/v1/sims", "type": "late_response", "seconds": 121}, "seconds"),
     ({"service": "api", "path": "/v1/sims", "type": "clock_offset", "seconds": 1.5}, "seconds"),
     ({"service": "api", "path": "/v1/sims", "type": "ratelimit", "seconds": -1}, "seconds"),
     ({"service": "api", "path": "/v1/sims", "type": "truncate", "seconds": 1}, "seconds"),

@@ -13,6 +13,9 @@ exact path, or a glob with ``*``) and, when given, whose method is ``method``. T
   ``X-Soracom-Ratelimit-Limit`` (``limit``, default 60), ``-Remaining`` (0),
   ``-Seconds-Before-Refresh`` and ``Retry-After`` (both ``seconds``, default 1).
 * ``delay``: wait ``seconds`` (at most 120), then run the view as usual.
+* ``late_response``: run the view, then wait ``seconds`` (at most 120) before sending its
+  response. The request takes effect but its answer comes late, as when a cellular link drops
+  while the answer is on its way.
 * ``truncate``: run the view, then send only the first half of its body while ``Content-Length``
   announces all of it, and close the connection.
 * ``clock_offset``: run the view and shift the ``Date`` header by ``seconds`` (negative: behind).
@@ -36,7 +39,7 @@ from .errors import api_error
 from .validation import check_field, optional_field, require_field
 
 FAULT_SERVICES = ("api", "krypton", "metadata")
-FAULT_TYPES = ("status", "html", "ratelimit", "delay", "truncate", "clock_offset")
+FAULT_TYPES = ("status", "html", "ratelimit", "delay", "late_response", "truncate", "clock_offset")
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 COUNT_MAX = 10000
 DELAY_MAX_SECONDS = 120
@@ -51,6 +54,7 @@ TYPE_FIELDS = {
     "html": ("status", "body"),
     "ratelimit": ("seconds", "limit"),
     "delay": ("seconds",),
+    "late_response": ("seconds",),
     "truncate": (),
     "clock_offset": ("seconds",),
 }
@@ -199,7 +203,7 @@ def _type_parameters(fault_type: str, spec: dict, where: str) -> dict:
         limit = optional_field(spec, "limit", int, prefix=where, default=60)
         _check_range(limit, where + "limit", 1, 1_000_000)
         return {"seconds": seconds, "limit": limit}
-    if fault_type == "delay":
+    if fault_type in ("delay", "late_response"):
         if "seconds" not in spec:
             raise api_error("field_missing", field=where + "seconds")
         seconds = spec["seconds"]
@@ -256,8 +260,10 @@ def response_before_view(fault: Fault, path: str, language: str) -> Response | N
 
 
 def response_after_view(fault: Fault, response: Response) -> Response:
-    """Apply the part of ``fault`` that changes the view's response (truncate, clock_offset)."""
-    if fault.type == "truncate":
+    """Apply the part of ``fault`` that comes after the view (late_response, truncate, clock_offset)."""
+    if fault.type == "late_response":
+        time.sleep(fault.parameters["seconds"])
+    elif fault.type == "truncate":
         body = response.get_data()
         # werkzeug keeps an explicit Content-Length, sends the shorter body and then closes the
         # connection (its server closes every connection), so the client reads too few bytes.
