@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import re
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -767,6 +768,77 @@ def test_root_ca_mismatch_named(lab, provisioned):
     assert restored.returncode == 0, restored.stderr
     assert_converges(lab)
     assert labapi.krypton_calls() == calls_before
+
+
+# --- 5c. inventory that names the wrong SIM -----------------------------------------------------
+
+def inventory_with_imsis(directory: str, imsis: dict[str, str]) -> list[str]:
+    """Return -i options that give the named hosts other soracom_imsi values."""
+    override = {"all": {"hosts": {name: {"soracom_imsi": imsi} for name, imsi in imsis.items()}}}
+    path = os.path.join(directory, "imsis.yml")
+    with open(path, "w") as handle:
+        json.dump(override, handle)
+    return ["-i", str(labapi.OUTPUTS.inventory), "-i", path]
+
+
+def soracom_api(lab: dict, method: str, path: str, body=None, headers: dict | None = None):
+    """Call the lab's SORACOM API over TLS, as the collection does."""
+    context = ssl.create_default_context(cafile=lab["pki"]["server-ca.crt"])
+    request = urllib.request.Request(lab["soracom"]["endpoint"] + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def enable_metadata_service(lab: dict) -> None:
+    """Turn on the metadata service (read only) in the Krypton group, so a Pi can read its SIM's identity."""
+    login = soracom_api(lab, "POST", "/auth", {"authKeyId": lab["soracom"]["auth_key_id"],
+                                               "authKey": lab["soracom"]["auth_key"]})
+    headers = {"X-Soracom-API-Key": login["apiKey"], "X-Soracom-Token": login["token"]}
+    groups = soracom_api(lab, "GET", "/groups", headers=headers)
+    assert len(groups) == 1, groups
+    soracom_api(lab, "PUT", f"/groups/{groups[0]['groupId']}/configuration/SoracomAir",
+                [{"key": "metadata", "value": {"enabled": True, "readonly": True}}], headers=headers)
+
+
+@pytest.mark.parametrize("case", ["swapped", "duplicate"])
+def test_inventory_naming_wrong_sim_stops_those_pis(lab, provisioned, case):
+    pi02, pi03 = pi_by_name(lab, "pi02"), pi_by_name(lab, "pi03")
+    # The SIM check reads the SIM's identity from the metadata service, which is off by default.
+    enable_metadata_service(lab)
+    if case == "swapped":
+        imsis = {"pi02": pi03["imsi"], "pi03": pi02["imsi"]}
+    else:
+        imsis = {"pi02": pi03["imsi"]}
+    digests = {pi["name"]: directory_digests(pi) for pi in (pi02, pi03)}
+    calls_before = labapi.krypton_calls()
+    with tempfile.TemporaryDirectory() as directory:
+        result = labapi.run_playbook(*inventory_with_imsis(directory, imsis), "playbooks/provision.yml",
+                                     echo=False, env=JSON_OUTPUT)
+
+    assert result.returncode != 0
+    failures = failed_results(result.stdout)
+    assert set(failures) == {"pi02", "pi03"}, result.stdout[-4000:]
+    for name, failure in failures.items():
+        message = fold(failure["msg"])
+        print("operator message:", message)
+        if case == "swapped":
+            own = pi_by_name(lab, name)
+            assert f"{name} has SIM IMSI {own['imsi']}" in message
+            assert f"but the inventory names IMSI {imsis[name]}" in message
+            assert "Krypton was not called." in message
+        else:
+            other = "pi03" if name == "pi02" else "pi02"
+            assert f"{name} and {other} name the same SIM (IMSI {pi03['imsi']})" in message
+    recap = labapi.parse_recap(result.stdout)
+    assert recap["pi01"]["failed"] == 0
+    assert labapi.krypton_calls() == calls_before
+    for pi in (pi02, pi03):
+        assert directory_digests(pi) == digests[pi["name"]]
+
+    assert_converges(lab)
 
 
 # --- 6. duplicate client id ---------------------------------------------------------------------
