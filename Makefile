@@ -13,17 +13,18 @@ ANSIBLE_TEST_ARGS := --local --python-interpreter $(PY) --color no
 # Debian packages the lab and the tests use; the Pis' own packages come from
 # the lab's apt repository, which is built from Debian's mirror.
 APT_PACKAGES := debootstrap systemd-container iproute2 openssl curl jq \
-	mosquitto-clients openssh-client shellcheck apt-utils util-linux
+	mosquitto-clients openssh-client shellcheck apt-utils util-linux chromium
 
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
 
 .PHONY: help setup system-packages demo test unit lab-unit sanity lint \
-	lab-up lab-down lab-status integration e2e clean
+	lab-up lab-down lab-status integration molecule e2e clean release-check build-release bench
 
 help:
 	@echo "make demo    bring up the lab with $(PIS) Pis and run playbooks/provision.yml twice"
-	@echo "make test    unit tests, sanity, lint, then integration and end-to-end tests on the lab"
+	@echo "make test    unit tests, sanity, lint, then integration, molecule and end-to-end tests on the lab"
+	@echo "make bench   time provision.yml on the lab for BENCH_PIS Pis, write docs/benchmarks.md"
 	@echo "make lab-up | lab-down | lab-status"
 
 setup: system-packages $(VENV)/.installed $(HOME)/.ansible/test/cache/get_pip_24_2.py
@@ -62,6 +63,19 @@ unit: setup
 lab-unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/lab $(REPO)/tests/playbooks
 
+# The changelog, the collection tarball installed offline, meta/runtime.yml and the
+# execution environment definition; no lab needed.
+release-check: setup
+	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/release
+
+# The release tarball in build/ and the execution environment's build context in
+# build/ee-context (docs/release.md).
+build-release: setup
+	rm -rf $(REPO)/build/ee-context $(REPO)/build/soracom-krypton-*.tar.gz
+	ansible-galaxy collection build --output-path $(REPO)/build $(COLL)
+	ansible-builder create -f $(REPO)/ee/execution-environment.yml \
+		--context $(REPO)/build/ee-context --output-filename Containerfile
+
 sanity: setup
 	cd $(COLL) && $(ANSIBLE_TEST) sanity $(ANSIBLE_TEST_ARGS)
 
@@ -81,14 +95,25 @@ lab-status:
 integration:
 	$(LABCTL) exec -- bash -c 'cd $(COLL) && $(ANSIBLE_TEST) integration $(ANSIBLE_TEST_ARGS)'
 
+# Needs a running lab (make lab-up). Both scenarios leave the lab as labctl up left it.
+molecule:
+	$(LABCTL) exec -- bash -c 'cd $(COLL) && molecule test --all'
+
 # Needs a running lab (make lab-up).
 e2e:
 	$(LABCTL) exec -- $(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/e2e
 
 test: setup
-	$(MAKE) unit lab-unit sanity lint
-	rc=0; { $(LABCTL) up --pis $(PIS) && $(MAKE) integration e2e; } || rc=$$?; \
+	$(MAKE) unit lab-unit release-check sanity lint
+	rc=0; { $(LABCTL) up --pis $(PIS) && $(MAKE) integration molecule e2e; } || rc=$$?; \
 	$(LABCTL) down; exit $$rc
+
+# Not part of make test: replaces the lab of KRYPTON_LAB_ID with one per fleet
+# size in BENCH_PIS, writes docs/benchmarks.md and docs/benchmarks.svg, and
+# stops the lab at the end.
+BENCH_PIS ?= 1 5 20
+bench: setup
+	$(PY) $(REPO)/tests/bench/bench.py --pis $(BENCH_PIS)
 
 clean: lab-down
 	rm -rf $(COLL)/tests/output

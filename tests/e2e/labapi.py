@@ -131,7 +131,8 @@ def reset_lab() -> None:
 
     Deletes every AWS IoT certificate, thing and policy and every IAM user
     but the lab's administrator, empties the SORACOM emulator's groups and
-    credential sets, and removes the Krypton files from each Pi.
+    credential sets, and removes the Krypton files and the record of the last
+    MQTTS check from each Pi.
     """
     import boto3
 
@@ -171,6 +172,6 @@ def reset_lab() -> None:
     get_json(SORACOM_ADMIN + "/_lab/calls", method="DELETE")
     get_json(BROKER_ADMIN + "/_lab/messages", method="DELETE")
     for pi in load_lab()["pis"]:
-        result = ssh(pi, "rm -rf /etc/soracom/krypton")
+        result = ssh(pi, "rm -rf /etc/soracom/krypton /var/lib/soracom/krypton")
         if result.returncode != 0:
             raise RuntimeError(f"could not clean {pi['name']}: {result.stderr.strip()}")

@@ -184,3 +184,17 @@ def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
     again = labapi.run_playbook("playbooks/provision.yml", echo=False)
     recap = labapi.parse_recap(again.stdout)
     assert all(counters["changed"] == 0 for counters in recap.values()), again.stdout[-4000:]
+
+
+def test_topic_prefix_reaches_the_mqtt_check(lab):
+    """A fleet with its own topic prefix: the device check publishes where the IoT policy allows."""
+    labapi.reset_lab()
+    try:
+        result = labapi.run_playbook("playbooks/provision.yml", "-e", "cloud_iot_topic_prefix=fleet-a", echo=False)
+        assert result.returncode == 0, result.stdout[-4000:]
+        topics = {message["topic"] for message in labapi.broker_messages()}
+        for pi in lab["pis"]:
+            assert f"fleet-a/{pi['thing_name']}/check" in topics, topics
+        assert not any(topic.startswith("krypton/") for topic in topics), topics
+    finally:
+        labapi.reset_lab()

@@ -173,7 +173,8 @@ def test_sim_identity_format(n):
 
 def test_sim_record_has_no_group():
     assert PiSpec(3, LAB0).sim_record() == {"imsi": "440103000000003", "sim_id": "8981100000000000003",
-                                      "iccid": "8981100000000000003", "ip": "10.213.0.13"}
+                                      "iccid": "8981100000000000003", "ip": "10.213.0.13",
+                                      "tags": {"name": "pi03", "ansible_host": "10.213.0.13"}}
 
 
 @pytest.mark.parametrize("n", [0, 51, -1])
@@ -398,6 +399,14 @@ def test_cli_rejects_bad_pi_number():
     assert parser.parse_args(["up", "--pis", "5"]).pis == 5
 
 
+def test_cli_pi_down_remove_disk():
+    parser = cli.build_parser()
+    assert parser.parse_args(["pi-down", "2"]).remove_disk is False
+    assert parser.parse_args(["pi-down", "2", "--remove-disk"]).remove_disk is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pi-up", "2", "--remove-disk"])
+
+
 def test_auth_key_format():
     key = services.new_auth_key()
     assert re.fullmatch(r"keyId-[0-9a-f]{32}", key["auth_key_id"])
@@ -437,9 +446,11 @@ def test_hosts_yml(tmp_path):
     assert group["vars"] == {
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(tmp_path / "ssh" / "id_ed25519"),
+        "ansible_ssh_args": render.SSH_ARGS,
         "ansible_ssh_common_args": render.SSH_COMMON_ARGS,
         "ansible_python_interpreter": "/usr/bin/python3",
     }
+    assert "ControlPersist=300s" in group["vars"]["ansible_ssh_args"]
     # A cut ppp0 must end the SSH session quickly instead of hanging the playbook.
     assert "ServerAliveInterval=5" in group["vars"]["ansible_ssh_common_args"]
     assert "ConnectTimeout=10" in group["vars"]["ansible_ssh_common_args"]
@@ -714,7 +725,8 @@ def _run_python(code: str, env: dict | None = None) -> subprocess.CompletedProce
 
 
 def test_moto_patches_in_process(tmp_path):
-    """describe_endpoint is fixed, certificates come from the device CA, certificateId is SHA-256 of DER."""
+    """describe_endpoint is fixed, certificates come from the device CA, certificateId is SHA-256 of DER,
+    and DescribeCertificate reports the certificate's own validity."""
     result = _run_python(f"""
         import datetime, hashlib, json
         from cryptography import x509
@@ -751,6 +763,9 @@ def test_moto_patches_in_process(tmp_path):
             out["signed_by_ca"] = True
             out["client_auth"] = x509.ExtendedKeyUsageOID.CLIENT_AUTH in cert.extensions.get_extension_for_class(
                 x509.ExtendedKeyUsage).value
+            validity = iot.describe_certificate(certificateId=created["certificateId"])["certificateDescription"]["validity"]
+            out["described_not_after"] = validity["notAfter"].timestamp()
+            out["cert_not_after"] = cert.not_valid_after_utc.timestamp()
         print(json.dumps(out))
         """)
     assert result.returncode == 0, result.stderr
@@ -761,6 +776,7 @@ def test_moto_patches_in_process(tmp_path):
     assert out["issuer"] == "CN=Test Device CA"
     assert out["signed_by_ca"]
     assert out["client_auth"]
+    assert out["described_not_after"] == out["cert_not_after"]
 
 
 def _free_port() -> int:

@@ -23,6 +23,12 @@ Patches, each where stock moto differs from AWS in a way the collection depends 
    ``*``, so a statement that names thing or certificate ARNs never matches. The patch
    authorizes Krypton's calls against the ARNs AWS uses (see IOT_AUTHORIZED_RESOURCES); all
    other IoT calls keep ``*``.
+6. Certificate validity: stock moto's DescribeCertificate reports every certificate as valid
+   from one day before to one day after its registration. The patch reports the certificate's
+   own notBefore and notAfter, as AWS does.
+7. Call counts (lab only, no AWS counterpart): every API call is counted per service and
+   action. ``GET /moto-api/lab/calls`` returns the counts, split into reads (actions named
+   Describe*, Get* or List*) and writes (every other action), and ``DELETE`` clears them.
 
 These patches use private moto APIs, so requirements-dev.txt pins moto to 5.2.5.
 
@@ -31,14 +37,18 @@ Usage: MOTO_IAM_LOAD_MANAGED_POLICIES=true python moto_lab_server.py -H 127.0.0.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
+import threading
+from collections import Counter
 
 import moto
 from botocore.awsrequest import AWSRequest
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.config import default_user_config
+from moto.core.responses import BaseResponse
 from moto.iam import access_control
 from moto.iot import models as iot_models
 from moto.iot.responses import IoTResponse
@@ -94,6 +104,23 @@ def _make_certificate_signer(ca_cert_path: str, ca_key_path: str):
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
     return _generate_certificate_pem
+
+
+def _make_certificate_init(original):
+    """Wrap FakeCertificate.__init__ so that the validity comes from the certificate itself."""
+    from cryptography import x509
+
+    def __init__(self, certificate_pem, *args, **kwargs):
+        original(self, certificate_pem, *args, **kwargs)
+        try:
+            certificate = x509.load_pem_x509_certificate(certificate_pem.encode("utf-8"))
+        except ValueError:
+            return  # not a certificate: keep moto's dates
+        # moto keeps naive datetimes in UTC.
+        self.validity_not_before = certificate.not_valid_before_utc.replace(tzinfo=None)
+        self.validity_not_after = certificate.not_valid_after_utc.replace(tzinfo=None)
+
+    return __init__
 
 
 def _make_describe_endpoint(prefix: str):
@@ -155,6 +182,72 @@ def _authorize_iot_action(self, resource: str = "*") -> None:
             ActionAuthenticatorMixin._authenticate_and_authorize_normal_action(self, other)
 
 
+# Actions with these prefixes only read; every other action counts as a write.
+READ_ACTION_PREFIXES = ("Describe", "Get", "List")
+CALLS_PATH = "/moto-api/lab/calls"
+
+
+class CallCounter:
+    """Thread-safe counts of AWS API calls per ``service Action`` (moto's server is threaded)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()
+
+    def record(self, service: str, action: str) -> None:
+        with self._lock:
+            self._counts[f"{service} {action}"] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            counts = dict(self._counts)
+        reads = {name: count for name, count in counts.items()
+                 if name.split(" ", 1)[-1].startswith(READ_ACTION_PREFIXES)}
+        writes = {name: count for name, count in counts.items() if name not in reads}
+        return {"reads": reads, "writes": writes,
+                "read_total": sum(reads.values()), "write_total": sum(writes.values())}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+CALLS = CallCounter()
+
+
+def _make_counting_call_action(original):
+    def call_action(self):
+        """Count the call, then run it; replaces BaseResponse.call_action."""
+        try:
+            action = self._get_action()
+        except Exception:  # pylint: disable=broad-except  # an unparsable request still runs and fails as before
+            action = "Unknown"
+        CALLS.record(getattr(self, "service_name", None) or type(self).__name__, action or "Unknown")
+        return original(self)
+
+    return call_action
+
+
+def _make_calls_endpoint(original):
+    def __call__(self, environ, start_response):
+        """Serve GET and DELETE on CALLS_PATH; pass every other request to moto."""
+        if environ.get("PATH_INFO") != CALLS_PATH:
+            return original(self, environ, start_response)
+        method = environ.get("REQUEST_METHOD")
+        if method == "GET":
+            body = json.dumps(CALLS.snapshot(), sort_keys=True).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if method == "DELETE":
+            CALLS.clear()
+            start_response("204 No Content", [])
+            return [b""]
+        start_response("405 Method Not Allowed", [("Allow", "GET, DELETE")])
+        return [b""]
+
+    return __call__
+
+
 def apply_patches(environ=os.environ) -> None:
     """Patch moto in this process; fails when moto is not the pinned version."""
     if moto.__version__ != PINNED_MOTO:
@@ -170,8 +263,14 @@ def apply_patches(environ=os.environ) -> None:
     iot_models.IoTBackend.describe_endpoint = _make_describe_endpoint(prefix)
 
     default_user_config["iot"]["use_valid_cert"] = True
+    iot_models.FakeCertificate.__init__ = _make_certificate_init(iot_models.FakeCertificate.__init__)
 
     IoTResponse._authenticate_and_authorize_normal_action = _authorize_iot_action
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    BaseResponse.call_action = _make_counting_call_action(BaseResponse.call_action)
+    DomainDispatcherApplication.__call__ = _make_calls_endpoint(DomainDispatcherApplication.__call__)
 
 
 def main() -> int:

@@ -297,12 +297,16 @@ def cmd_pi_up(lab: Lab, state: StatePaths, number: int) -> int:
     return 0
 
 
-def cmd_pi_down(lab: Lab, state: StatePaths, number: int) -> int:
+def cmd_pi_down(lab: Lab, state: StatePaths, number: int, remove_disk: bool = False) -> int:
     record = load_lab(lab, state)
     pi = lab_pi(lab, record, number)
     with file_lock(state.lock):
-        PiManager(state, Image()).stop(pi, remove_disk=False)
-    log(f"{pi.name} is powered off; its disk is kept for {lab.env_prefix}labctl pi-up {number}")
+        PiManager(state, Image()).stop(pi, remove_disk=remove_disk)
+    if remove_disk:
+        log(f"{pi.name} is powered off and its disk removed; {lab.env_prefix}labctl pi-up {number} "
+            "boots it from the image as on the first up")
+    else:
+        log(f"{pi.name} is powered off; its disk is kept for {lab.env_prefix}labctl pi-up {number}")
     return 0
 
 
@@ -353,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("link-up", "set Pi N's ppp0 up and restore its address and default route")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("n", type=pi_number, metavar="N", help=f"Pi number, 1..{MAX_PIS}")
+        if name == "pi-down":
+            sub.add_argument("--remove-disk", action="store_true",
+                             help="also delete the Pi's disk, so that the next pi-up boots a fresh Pi")
     return parser
 
 
@@ -373,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pi-up":
             return cmd_pi_up(lab, state, args.n)
         if args.command == "pi-down":
-            return cmd_pi_down(lab, state, args.n)
+            return cmd_pi_down(lab, state, args.n, remove_disk=args.remove_disk)
         if args.command in ("link-down", "link-up"):
             return cmd_link(lab, state, args.n, up=args.command == "link-up")
     except LabError as exc:

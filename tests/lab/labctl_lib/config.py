@@ -202,8 +202,13 @@ class PiSpec:
         return self.iccid
 
     def sim_record(self) -> dict:
-        """Return the SIM as the emulator's ``POST /_lab/sims`` takes it (no group)."""
-        return {"imsi": self.imsi, "sim_id": self.sim_id, "iccid": self.iccid, "ip": self.ip}
+        """Return the SIM as the emulator's ``POST /_lab/sims`` takes it (no group).
+
+        The tags name the Pi and its SSH address, so the soracom.krypton.soracom_sims inventory
+        plugin can build the lab's inventory from the SIM list.
+        """
+        return {"imsi": self.imsi, "sim_id": self.sim_id, "iccid": self.iccid, "ip": self.ip,
+                "tags": {"name": self.name, "ansible_host": self.ip}}
 
     def lab_record(self) -> dict:
         """Return the Pi's entry in lab.json."""

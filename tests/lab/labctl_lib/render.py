@@ -22,6 +22,9 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # connection within seconds rather than leave Ansible waiting on TCP retransmissions.
 SSH_COMMON_ARGS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                    "-o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3")
+# Replaces Ansible's default ssh_args: master connections stay open for 5 minutes, so a
+# re-run soon after a run skips the SSH handshakes, and the lab's local links need no -C.
+SSH_ARGS = "-o ControlMaster=auto -o ControlPersist=300s"
 HEADER = "# Written by tests/lab/labctl up for the running lab; rewritten on every run.\n"
 
 
@@ -142,6 +145,7 @@ def hosts_yml(state: StatePaths, pis: list[PiSpec]) -> str:
         "vars": {
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(state.ssh_key),
+            "ansible_ssh_args": SSH_ARGS,
             "ansible_ssh_common_args": SSH_COMMON_ARGS,
             "ansible_python_interpreter": "/usr/bin/python3",
         },

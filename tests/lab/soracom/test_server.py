@@ -1244,6 +1244,8 @@ def test_krypton_full_bootstrap_certificate_not_downloadable(light_lab):
 
 
 def test_krypton_light_certificates_kept_per_sim(light_lab):
+    # More bootstraps than Krypton's rate limit allows in one second.
+    light_lab.admin.post("/_lab/krypton_ratelimit", json={"enabled": False})
     first = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()["certificateId"]
     for _ in range(LIGHT_CERTIFICATES_PER_SIM):
         last = light_lab.bootstrap(pi_sim(1)["ip"], LIGHT).get_json()["certificateId"]
@@ -2116,3 +2118,38 @@ def test_cli_validate_spec_missing_file_fails(tmp_path):
     assert result.returncode == 1
     assert "startup failed" in result.stderr
     assert "absent.yaml" in result.stderr
+
+
+# ============================================================================ Krypton rate limit
+
+
+def test_krypton_rate_limit_answers_429_with_retry_after(lab):
+    krypton_group(lab)
+    assert lab.admin.post("/_lab/krypton_ratelimit", json={"limit": 2}).status_code == 200
+    statuses = [lab.bootstrap(pi_sim(1)["ip"]).status_code for _ in range(3)]
+    # The first two reach the view (403: the group has no SoracomKrypton), the third is limited.
+    assert statuses[:2] == [403, 403]
+    assert statuses[2] == 429
+    limited = lab.bootstrap(pi_sim(1)["ip"])
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "1"
+    assert limited.headers["X-Soracom-Ratelimit-Limit"] == "2"
+    assert limited.get_json()["code"] == "LAB0429"
+
+
+def test_krypton_rate_limit_per_operator_on_by_default(lab):
+    settings = lab.admin.get("/_lab/krypton_ratelimit").get_json()
+    assert settings["enabled"] is True
+    assert settings["window_seconds"] == 1
+    assert settings["limit"] >= 1
+
+
+def test_krypton_rate_limit_off(lab):
+    assert lab.admin.post("/_lab/krypton_ratelimit", json={"enabled": False, "limit": 1}).status_code == 200
+    statuses = {lab.bootstrap(pi_sim(1)["ip"]).status_code for _ in range(3)}
+    assert 429 not in statuses
+
+
+def test_krypton_rate_limit_rejects_zero(lab):
+    response = lab.admin.post("/_lab/krypton_ratelimit", json={"limit": 0})
+    assert response.status_code == 400

@@ -158,4 +158,18 @@ def create_admin_app(state: LabState, logger: logging.Logger) -> Flask:
                                                     window_seconds=window_seconds,
                                                     path_limits=path_limits))
 
+    @app.get("/_lab/krypton_ratelimit")
+    def get_krypton_ratelimit():
+        return jsonify(state.krypton_rate_limiter.settings())
+
+    @app.post("/_lab/krypton_ratelimit")
+    def configure_krypton_ratelimit():
+        body = _body(dict)
+        enabled = optional_field(body, "enabled", bool)
+        limit = optional_field(body, "limit", int)
+        if limit is not None and limit < 1:
+            raise api_error("field_value_invalid", field="limit", detail="must be 1 or more")
+        # The window stays one second: the limit is per operator and second.
+        return jsonify(state.krypton_rate_limiter.configure(enabled=enabled, limit=limit))
+
     return app

@@ -26,6 +26,10 @@ bootstrap, ``certificate`` from the certificate download and ``rootCaCertificate
 download. That the private key comes only with the bootstrap (Krypton cannot return it later,
 as AWS IoT keeps no private keys) is read from that sample, not from a SORACOM reference.
 
+Rate limit: at most ``KRYPTON_RATE_LIMIT_PER_SECOND`` requests per operator and second (all
+three endpoints together); more get 429 with ``Retry-After`` and the ``X-Soracom-Ratelimit-*``
+headers. ``/_lab/krypton_ratelimit`` on the admin API reads and changes the limit.
+
 Known differences from the real service:
 
 * Krypton's SIM authentication off the cellular network (``keyId`` and signed requests) is not
@@ -222,6 +226,29 @@ def create_krypton_app(state: LabState, logger: logging.Logger, provisioner: Aws
                        root_ca_pem: str) -> Flask:
     """Create the Krypton app, which returns ``root_ca_pem`` as ``rootCaCertificate`` (Amazon Root CA 1)."""
     app = create_app("krypton", state, logger)
+
+    @app.before_request
+    def limit_rate() -> None:
+        """Return 429 with Retry-After when the calling SIM's operator is over Krypton's rate limit."""
+        if request.url_rule is None:
+            return
+        found = state.session_lookup(request.remote_addr)
+        if found is None:
+            return  # the view rejects a request from outside any SIM's session
+        sim = found[0]
+        verdict = state.krypton_rate_limiter.hit(f"operator:{sim['operatorId']}", "krypton")
+        if verdict is None or verdict["allowed"]:
+            return
+        g.imsi = sim["imsi"]
+        g.operator_id = sim["operatorId"]
+        seconds = verdict["seconds_before_refresh"]
+        headers = {
+            "Retry-After": str(seconds),
+            "X-Soracom-Ratelimit-Limit": str(verdict["limit"]),
+            "X-Soracom-Ratelimit-Remaining": "0",
+            "X-Soracom-Ratelimit-Seconds-Before-Refresh": str(seconds),
+        }
+        raise api_error("rate_limited", headers=headers, path=request.path, seconds=seconds)
 
     @app.post(BOOTSTRAP_PATH)
     def bootstrap_aws_iot():

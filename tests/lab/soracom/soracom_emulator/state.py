@@ -25,6 +25,9 @@ DEFAULT_OPERATOR_ID = "OP0099000001"
 LIGHT_CERTIFICATES_PER_SIM = 10
 TOKEN_TIMEOUT_DEFAULT_SECONDS = 86400
 TOKEN_TIMEOUT_MAX_SECONDS = 172800
+# NOTE: SORACOM publishes no request limit for Krypton. The lab assumes one like the API's,
+# per operator, and returns 429 with Retry-After above this many requests a second.
+KRYPTON_RATE_LIMIT_PER_SECOND = 10
 
 # Enum of CredentialsModel.type in the spec. CreateAndUpdateCredentialsModel lists only four of
 # these, but the spec's request examples use the others too, so creation accepts all of them.
@@ -88,6 +91,9 @@ class LabState:
         self.default_operator_id = default_operator_id
         self.calls = CallRecorder(clock)
         self.rate_limiter = RateLimiter()
+        # Krypton's limit is on from the start, so a fleet bootstrapping at once meets it.
+        self.krypton_rate_limiter = RateLimiter()
+        self.krypton_rate_limiter.configure(enabled=True, limit=KRYPTON_RATE_LIMIT_PER_SECOND, window_seconds=1)
         self.faults = FaultRegistry()
         self.spec_violations = SpecViolationLog(clock=clock)
         # imsi -> {certificateId: certificate PEM}, oldest first
@@ -446,6 +452,7 @@ class LabState:
             for sim in self._sims.values():
                 sim["groupId"] = None
             self.rate_limiter.reset_windows()
+            self.krypton_rate_limiter.reset_windows()
             self.faults.clear()
 
     # ------------------------------------------------------------------ Krypton light mode

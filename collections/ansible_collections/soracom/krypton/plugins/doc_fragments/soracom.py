@@ -14,7 +14,8 @@ options:
   auth_key_id:
     description:
       - ID of the SORACOM auth key (SAM user or root user key) used to start an API session, such as V(keyId-xxxx).
-      - The module authenticates once with C(POST /auth) and reuses that session for every later request of the task.
+      - Without O(session), the module authenticates once with C(POST /auth) and reuses that session for every later
+        request of the task.
       - If not set, the environment variable E(SORACOM_AUTH_KEY_ID) is used.
       - Mutually exclusive with O(api_key) and O(token), also when the value comes from the environment.
     type: str
@@ -33,6 +34,27 @@ options:
       - API token of the existing session O(api_key), sent as C(X-Soracom-Token).
       - A token expires, after 24 hours by default. The module then fails with HTTP 401.
     type: str
+  session:
+    description:
+      - Existing SORACOM API session to use instead of a new C(POST /auth), as RV(soracom.krypton.soracom_auth#module:session)
+        returns it. Set it once for every SORACOM task of a play with C(module_defaults) for
+        C(group/soracom.krypton.soracom), so the play authenticates once.
+      - Unlike O(api_key) and O(token), it may be given together with O(auth_key_id) and O(auth_key). When the API
+        rejects the session with HTTP 401, for example because the token expired, the module then starts a new
+        session with the auth key once and sends the request again.
+      - Mutually exclusive with O(api_key) and O(token).
+    type: dict
+    suboptions:
+      api_key:
+        description:
+          - API key of the session, sent as C(X-Soracom-API-Key).
+        type: str
+        required: true
+      token:
+        description:
+          - API token of the session, sent as C(X-Soracom-Token).
+        type: str
+        required: true
   coverage_type:
     description:
       - SORACOM coverage whose API the module calls.

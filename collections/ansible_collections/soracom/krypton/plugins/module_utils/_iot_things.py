@@ -145,22 +145,34 @@ def apply_attribute_update(current, update):
     return result
 
 
-def build_certificate_delete_plan(certificate_id, certificate_arn, status, policy_names, thing_names):
-    """Return the calls that delete a certificate, in order.
+def _deactivation_step(certificate_id, status):
+    if status != ACTIVE:
+        return []
+    return [("update_certificate", dict(certificateId=certificate_id, newStatus=INACTIVE))]
 
-    DeleteCertificate fails while the certificate is ACTIVE or attached to a
-    policy or thing. So every policy and thing is detached first, and an
-    ACTIVE certificate is set INACTIVE. REVOKED and INACTIVE certificates
-    can be deleted as they are.
-    """
+
+def _detach_and_delete_steps(certificate_id, certificate_arn, policy_names, thing_names):
     plan = [("detach_policy", dict(policyName=name, target=certificate_arn)) for name in sorted(policy_names)]
     plan.extend(
         ("detach_thing_principal", dict(thingName=name, principal=certificate_arn)) for name in sorted(thing_names)
     )
-    if status == ACTIVE:
-        plan.append(("update_certificate", dict(certificateId=certificate_id, newStatus=INACTIVE)))
     plan.append(("delete_certificate", dict(certificateId=certificate_id)))
     return plan
+
+
+def build_certificate_delete_plan(certificate_id, certificate_arn, status, policy_names, thing_names):
+    """Return the calls that delete a certificate, in order.
+
+    DeleteCertificate fails while the certificate is ACTIVE or attached to a
+    policy or thing. An ACTIVE certificate is set INACTIVE first, so a run cut
+    off after a detachment never leaves an ACTIVE certificate that no thing
+    lists. Then every policy and thing is detached. REVOKED and INACTIVE
+    certificates keep their status.
+    """
+    return (
+        _deactivation_step(certificate_id, status)
+        + _detach_and_delete_steps(certificate_id, certificate_arn, policy_names, thing_names)
+    )
 
 
 def split_certificates_by_use(thing_name, principal_things):
@@ -184,20 +196,28 @@ def split_certificates_by_use(thing_name, principal_things):
 def build_thing_delete_plan(thing_name, principals, certificates):
     """Return the calls that delete a thing and, optionally, some of its certificates.
 
-    principals are the ARNs attached to the thing, and all of them are
-    detached first. certificates are the certificate states to delete
-    afterwards (dicts with certificate_id, certificate_arn, status and
-    policies). Each must be attached to no other thing.
+    principals are the ARNs attached to the thing. certificates are the
+    certificate states to delete (dicts with certificate_id, certificate_arn,
+    status and policies), each attached to no other thing. They are all set
+    INACTIVE first, then each is detached from its policies and the thing and
+    deleted, and the remaining principals are detached last. A run cut off
+    part way thus leaves every certificate either still attached to the thing,
+    where the next run finds it, or INACTIVE.
     """
-    plan = [("detach_thing_principal", dict(thingName=thing_name, principal=arn)) for arn in sorted(principals)]
+    plan = []
     for certificate in certificates:
-        plan.extend(build_certificate_delete_plan(
-            certificate["certificate_id"],
-            certificate["certificate_arn"],
-            certificate["status"],
-            certificate["policies"],
-            [],
-        ))
+        plan.extend(_deactivation_step(certificate["certificate_id"], certificate["status"]))
+    deleted_arns = set()
+    for certificate in certificates:
+        arn = certificate["certificate_arn"]
+        things = [thing_name] if arn in principals else []
+        plan.extend(_detach_and_delete_steps(certificate["certificate_id"], arn, certificate["policies"], things))
+        deleted_arns.add(arn)
+    plan.extend(
+        ("detach_thing_principal", dict(thingName=thing_name, principal=arn))
+        for arn in sorted(principals)
+        if arn not in deleted_arns
+    )
     plan.append(("delete_thing", dict(thingName=thing_name)))
     return plan
 

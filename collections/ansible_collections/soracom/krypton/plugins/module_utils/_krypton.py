@@ -43,14 +43,17 @@ BOOTSTRAP_PATH = '/v1/provisioning/aws/iot/bootstrap'
 # usually pass. Other 4xx responses (no Krypton configuration, SIM not allowed) are final.
 RETRY_STATUS_CODES = frozenset((429, 500, 502, 503, 504))
 
-# Backoff without a server hint: full jitter, a random sleep between 0 and
-# min(BACKOFF_MAX_DELAY, BACKOFF_BASE * 2 ** attempt) seconds. A wait that the response
-# requests (Retry-After, X-Soracom-Ratelimit-Seconds-Before-Refresh or -Reset) is honoured
-# up to _retry.SERVER_WAIT_MAX (60 s), plus up to SERVER_WAIT_JITTER seconds.
-BACKOFF_BASE = 1.0
-BACKOFF_MAX_DELAY = 20.0
-# Upper bound in seconds on the time all attempts of one call may take, sleeps and
-# requests included. No retry starts when it could end after this budget.
+# Backoff without a server hint: a random sleep between half and all of
+# min(BACKOFF_MAX_DELAY, BACKOFF_BASE * 2 ** attempt) seconds. The sleeps of the default
+# DEFAULT_RETRIES retries add up to 75 to 150 seconds, long enough for a cellular link to
+# come back after a short drop. A wait that the response requests (Retry-After,
+# X-Soracom-Ratelimit-Seconds-Before-Refresh or -Reset) is honoured up to
+# _retry.SERVER_WAIT_MAX (60 s), plus up to SERVER_WAIT_JITTER seconds.
+BACKOFF_BASE = 2.0
+BACKOFF_MAX_DELAY = 30.0
+DEFAULT_RETRIES = 8
+# Default upper bound in seconds on the time all attempts of one call may take, sleeps
+# and requests included. No retry starts when it could end after this budget.
 RETRY_TIME_BUDGET = 300.0
 
 # A difference between the device clock and the server's Date header above this
@@ -130,7 +133,7 @@ def parse_http_date(value):
 def backoff_delay(attempt, rng=random.random):
     """Return the sleep in seconds before retry number ``attempt`` (0 for the first retry)."""
     ceiling = min(BACKOFF_MAX_DELAY, BACKOFF_BASE * (2 ** attempt))
-    return rng() * ceiling
+    return ceiling / 2 + rng() * ceiling / 2
 
 
 def describe_error_body(body):
@@ -219,7 +222,7 @@ class KryptonClient:
     _retry.RetryReporter.
     """
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=60, retries=3, validate_certs=True,
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout=60, retries=DEFAULT_RETRIES, validate_certs=True,
                  user_agent='ansible-soracom.krypton', sleep=None, monotonic=None, retry_callback=None,
                  time_budget=RETRY_TIME_BUDGET, rand=None):
         self.endpoint = endpoint.rstrip('/')

@@ -55,6 +55,11 @@ BACKOFF_MAX = 32.0
 # the next attempt's timeout, would pass this many seconds.
 RETRY_TIME_LIMIT = 300.0
 
+# Token lifetime in seconds that POST /auth accepts (tokenTimeoutSeconds in the
+# SORACOM API reference: default 86400, maximum 172800).
+TOKEN_TIMEOUT_DEFAULT = 86400
+TOKEN_TIMEOUT_MAX = 172800
+
 # Page size requested from list endpoints. The server may return fewer items per page.
 PAGE_SIZE = 100
 # Upper bound on pages followed in one listing (one million items at full pages).
@@ -72,6 +77,14 @@ def soracom_argument_spec():
         auth_key=dict(type="str", no_log=True, fallback=(env_fallback, ["SORACOM_AUTH_KEY"])),
         api_key=dict(type="str", no_log=True),
         token=dict(type="str", no_log=True),
+        session=dict(
+            type="dict",
+            no_log=True,
+            options=dict(
+                api_key=dict(type="str", required=True, no_log=True),
+                token=dict(type="str", required=True, no_log=True),
+            ),
+        ),
         coverage_type=dict(
             type="str",
             choices=["jp", "g"],
@@ -95,6 +108,8 @@ def soracom_module_kwargs(mutually_exclusive=None, required_together=None, requi
             ["auth_key_id", "token"],
             ["auth_key", "api_key"],
             ["auth_key", "token"],
+            ["session", "api_key"],
+            ["session", "token"],
         ] + list(mutually_exclusive or []),
         required_together=[
             ["auth_key_id", "auth_key"],
@@ -214,7 +229,9 @@ class SoracomClient:
 
     Authenticates with ``auth_key_id`` and ``auth_key`` on the first request
     (POST /auth) and reuses the session for every later request. An
-    ``api_key`` and ``token`` pair skips /auth. Requests that fail with HTTP
+    ``api_key`` and ``token`` pair skips /auth. When the API rejects that pair
+    with HTTP 401 and the auth key is set too, the client starts a new session
+    once and sends the request again. Requests that fail with HTTP
     429, a retryable 5xx or a connection error are sent again up to
     ``retries`` times, after the wait the response requests (plus up to
     SERVER_WAIT_JITTER seconds) or a jittered exponential backoff. No retry
@@ -247,8 +264,12 @@ class SoracomClient:
     def uses_auth_keys(self):
         return bool(self._auth_key_id and self._auth_key)
 
-    def authenticate(self):
-        """Start a session with POST /auth unless one exists. Raise SoracomError without credentials."""
+    def authenticate(self, token_timeout=None):
+        """Start a session with POST /auth unless one exists. Raise SoracomError without credentials.
+
+        ``token_timeout`` is the token's lifetime in seconds (``tokenTimeoutSeconds``); None
+        leaves the API's default of 86400.
+        """
         if self._api_key and self._token:
             return
         if not self.uses_auth_keys:
@@ -257,12 +278,11 @@ class SoracomClient:
                 "(or the environment variables SORACOM_AUTH_KEY_ID and SORACOM_AUTH_KEY), "
                 "or api_key and token of an existing session."
             )
+        body = {"authKeyId": self._auth_key_id, "authKey": self._auth_key}
+        if token_timeout is not None:
+            body["tokenTimeoutSeconds"] = token_timeout
         try:
-            response = self.request(
-                "POST", "/auth",
-                body={"authKeyId": self._auth_key_id, "authKey": self._auth_key},
-                authenticated=False, idempotent=True,
-            )
+            response = self.request("POST", "/auth", body=body, authenticated=False, idempotent=True)
         except SoracomApiError as exc:
             if exc.status in (400, 401, 403):
                 exc.message = (
@@ -283,6 +303,14 @@ class SoracomClient:
         self._api_key = body["apiKey"]
         self._token = body["token"]
         self.operator_id = body.get("operatorId")
+
+    def forget_session(self):
+        """Drop the current session, so the next request starts a new one with the auth key."""
+        self._api_key = self._token = None
+
+    def session(self):
+        """Return the (api_key, token) pair of the current session, or (None, None)."""
+        return self._api_key, self._token
 
     # -- requests -----------------------------------------------------------
 
@@ -594,17 +622,46 @@ def client_from_params(params, log=None, warn=None):
     if warn is not None and endpoint.startswith("http://"):
         warn("endpoint %s uses plain HTTP, so SORACOM credentials travel unencrypted." % endpoint)
     reporter = RetryReporter(log or (lambda message: None), warn)
+    # A session from soracom_auth comes with the auth key in the cloud role's
+    # module_defaults, so an expired token is replaced by one new /auth.
+    session = params.get("session") or {}
     return SoracomClient(
         endpoint,
         auth_key_id=params.get("auth_key_id"),
         auth_key=params.get("auth_key"),
-        api_key=params.get("api_key"),
-        token=params.get("token"),
+        api_key=session.get("api_key") or params.get("api_key"),
+        token=session.get("token") or params.get("token"),
         timeout=timeout if timeout is not None else 30,
         retries=retries if retries is not None else 5,
         validate_certs=params.get("validate_certs", True),
         language=params.get("language") or "en",
         retry_callback=reporter,
+    )
+
+
+def start_session(client, params, context):
+    """Start a new API session with the auth key and return it for soracom_auth's result.
+
+    The result contains the API key and token, so the task that registers it
+    must set no_log.
+    """
+    token_timeout = params.get("token_timeout")
+    if token_timeout is not None and not 1 <= token_timeout <= TOKEN_TIMEOUT_MAX:
+        raise SoracomError("token_timeout must be from 1 to %d seconds, got %s." % (TOKEN_TIMEOUT_MAX, token_timeout))
+    if not client.uses_auth_keys:
+        raise SoracomError(
+            "soracom_auth needs auth_key_id and auth_key (or the environment variables SORACOM_AUTH_KEY_ID "
+            "and SORACOM_AUTH_KEY) to start a session."
+        )
+    client.forget_session()
+    client.authenticate(token_timeout=token_timeout)
+    api_key, token = client.session()
+    return dict(
+        changed=False,
+        session=dict(api_key=api_key, token=token),
+        operator_id=client.operator_id,
+        endpoint=client.endpoint,
+        token_timeout=token_timeout if token_timeout is not None else TOKEN_TIMEOUT_DEFAULT,
     )
 
 

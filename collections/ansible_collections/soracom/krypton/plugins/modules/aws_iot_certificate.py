@@ -14,8 +14,8 @@ description:
   - Sets the status of an existing AWS IoT Core device certificate, such as one that SORACOM Krypton
     created for a device, or deletes the certificate.
   - The module does not create certificates. Krypton creates one each time a device bootstraps.
-  - Deleting a certificate first detaches it from every policy and every thing and sets it to
-    C(INACTIVE), because AWS IoT refuses to delete a certificate that is C(ACTIVE) or still attached.
+  - Deleting a certificate first sets it to C(INACTIVE) and detaches it from every policy and every thing,
+    because AWS IoT refuses to delete a certificate that is C(ACTIVE) or still attached.
 author:
   - soracom.krypton contributors (@soracom-krypton)
 extends_documentation_fragment:
@@ -50,12 +50,20 @@ options:
       - V(active) sets the status to C(ACTIVE), so devices can connect with the certificate.
       - V(inactive) sets the status to C(INACTIVE). AWS IoT disconnects devices that use the certificate
         within a few minutes, and they cannot connect again until it is active.
-      - V(absent) detaches the certificate from all policies and things, sets it to C(INACTIVE) if it is
-        C(ACTIVE), and deletes it. A certificate that does not exist is not a change.
+      - V(absent) sets the certificate to C(INACTIVE) if it is C(ACTIVE), detaches it from all policies and
+        things (see O(detach_things)), and deletes it. A certificate that does not exist is not a change.
       - The option has no default, so that a task cannot activate or delete a certificate by omission.
     type: str
     choices: [active, inactive, absent]
     required: true
+  detach_things:
+    description:
+      - With O(state=absent), detach the certificate from every thing it is attached to before deleting it.
+      - If V(false), the module fails for a certificate that is still attached to a thing and names the things.
+        Use it to delete a certificate only when no thing uses it, so that a thing cannot lose its certificate by
+        mistake.
+    type: bool
+    default: true
 notes:
   - A certificate that does not exist makes O(state=active) and O(state=inactive) fail.
   - AWS IoT does not allow the status of a C(REVOKED) certificate to change, so O(state=active) and
@@ -92,6 +100,12 @@ EXAMPLES = r"""
   soracom.krypton.aws_iot_certificate:
     certificate_arn: "arn:aws:iot:ap-northeast-1:123456789012:cert/{{ old_certificate_id }}"
     state: absent
+
+- name: Delete a certificate that a Pi held, unless a thing still uses it
+  soracom.krypton.aws_iot_certificate:
+    certificate_id: "{{ held_certificate_id }}"
+    state: absent
+    detach_things: false
 """
 
 RETURN = r"""
@@ -140,6 +154,12 @@ certificate:
       type: list
       elements: str
       sample: ["pi01"]
+things:
+  description: Names of the things the certificate is attached to.
+  returned: when O(state=absent) fails because O(detach_things=false) and the certificate is attached to things
+  type: list
+  elements: str
+  sample: ["pi01"]
 error:
   description: Details of the AWS API call that failed.
   returned: when an AWS API call fails
@@ -181,6 +201,21 @@ class CertificateNotFoundError(AwsError):
         )
 
 
+class CertificateAttachedError(AwsError):
+    """The certificate to delete is attached to things and detach_things is false."""
+
+    def __init__(self, certificate_id, things):
+        self.things = things
+        super().__init__(
+            "IoT certificate %s is attached to thing(s) %s, so it was not deleted. Delete it with those things "
+            "(soracom.krypton.aws_iot_thing with delete_principals=true), or set detach_things=true."
+            % (certificate_id, ", ".join(things))
+        )
+
+    def fail_kwargs(self):
+        return dict(msg=self.message, things=self.things)
+
+
 class CertificateRevokedError(AwsError):
     """The status of a REVOKED certificate cannot change."""
 
@@ -211,11 +246,13 @@ def ensure_status(client, certificate_id, status, check_mode):
     return True, before, after
 
 
-def ensure_absent(client, certificate_id, check_mode):
-    """Detach, deactivate and delete the certificate. Return (changed, before, after) certificates."""
+def ensure_absent(client, certificate_id, check_mode, detach_things=True):
+    """Deactivate, detach and delete the certificate. Return (changed, before, after) certificates."""
     before = read_certificate(client, certificate_id)
     if before is None:
         return False, {}, {}
+    if before["things"] and not detach_things:
+        raise CertificateAttachedError(certificate_id, before["things"])
     if check_mode:
         return True, before, before
 
@@ -241,6 +278,7 @@ def main():
     argument_spec.update(
         certificate_id=dict(type="str", required=True, aliases=["certificate_arn"]),
         state=dict(type="str", required=True, choices=["active", "inactive", "absent"]),
+        detach_things=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     state = module.params["state"]
@@ -257,7 +295,9 @@ def main():
 
     try:
         if state == "absent":
-            changed, before, after = ensure_absent(client, certificate_id, module.check_mode)
+            changed, before, after = ensure_absent(
+                client, certificate_id, module.check_mode, detach_things=module.params["detach_things"]
+            )
         else:
             changed, before, after = ensure_status(client, certificate_id, STATUS_FOR_STATE[state], module.check_mode)
     except AwsError as e:

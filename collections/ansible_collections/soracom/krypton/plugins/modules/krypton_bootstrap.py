@@ -93,15 +93,23 @@ options:
   retries:
     description:
       - How many times a failed request is repeated when Krypton responds with 429, 500, 502, 503 or 504, or the
-        connection fails.
+        connection fails, so Krypton is called at most O(retries) + 1 times.
       - Retries wait as long as the response requests with C(Retry-After), C(X-Soracom-Ratelimit-Seconds-Before-Refresh)
-        or C(X-Soracom-Ratelimit-Reset) (at most 60 seconds) plus up to 1 second of random jitter, or else with
-        jittered exponential backoff.
-      - No retry starts when it could end more than 300 seconds after the first attempt began.
+        or C(X-Soracom-Ratelimit-Reset) (at most 60 seconds) plus up to 1 second of random jitter. Without such a
+        header the wait is an exponential backoff with jitter, 1 to 2 seconds before the first retry, doubling for
+        each later retry up to 15 to 30 seconds. With the default the waits add up to 75 to 150 seconds, enough to
+        outlast a short drop of the cellular link.
+      - O(retry_time_limit) bounds the total time as well.
       - Each retry is written once to the device's log (journal or syslog, through the module log), and the first
         three also appear as warnings.
     type: int
-    default: 3
+    default: 8
+  retry_time_limit:
+    description:
+      - Upper bound in seconds on the time from the first request to the end of the last one, waits included.
+      - No retry starts when the wait before it and its O(timeout) could end later than this.
+    type: int
+    default: 300
   max_clock_skew:
     description:
       - Largest difference in seconds between the device clock and the C(Date) header of Krypton's response that the
@@ -341,6 +349,9 @@ def validate_params(params):
         return 'timeout must be at least 1 second, got %d.' % params['timeout']
     if params['retries'] < 0:
         return 'retries must be 0 or more, got %d.' % params['retries']
+    if params['retry_time_limit'] < params['timeout']:
+        return ('retry_time_limit must be at least timeout (%d s), got %d.'
+                % (params['timeout'], params['retry_time_limit']))
     if params['max_clock_skew'] < 0:
         return 'max_clock_skew must be 0 or more seconds, got %d.' % params['max_clock_skew']
     endpoint = params['endpoint'] or ''
@@ -498,7 +509,7 @@ def run_module(module, client_factory=None, now=None):
     # Every retry goes once to the device's journal or syslog, and the first three also to the play output.
     client = (client_factory or _krypton.KryptonClient)(
         endpoint=params['endpoint'], timeout=params['timeout'], retries=params['retries'],
-        validate_certs=params['validate_certs'],
+        time_budget=params['retry_time_limit'], validate_certs=params['validate_certs'],
         retry_callback=RetryReporter(module.log, module.warn, subject='Krypton requests'))
     stored, warnings, clock_problem = bootstrap(module, client, dest, uid, gid, now)
     for warning in warnings:
@@ -526,7 +537,8 @@ def main():
             force=dict(type='bool', default=False),
             renew_before_days=dict(type='int', default=30),
             timeout=dict(type='int', default=60),
-            retries=dict(type='int', default=3),
+            retries=dict(type='int', default=_krypton.DEFAULT_RETRIES),
+            retry_time_limit=dict(type='int', default=int(_krypton.RETRY_TIME_BUDGET)),
             max_clock_skew=dict(type='int', default=300),
             validate_certs=dict(type='bool', default=True),
             owner=dict(type='str'),

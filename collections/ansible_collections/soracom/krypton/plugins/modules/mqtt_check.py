@@ -106,6 +106,18 @@ options:
       - V(0) disconnects at once.
     type: float
     default: 1
+  record:
+    description:
+      - Path of a JSON file (mode C(0644)) that receives the result of the check, also when it fails, so that a later
+        report can show the last check without connecting again. Missing parent directories are created with mode
+        C(0755).
+      - The file contains C(format) (V(1)), C(checked_at) (UTC, ISO 8601), C(result) (V(ok) or V(failed)),
+        C(message) (the failure message, or V(null)), C(step) (the step that failed, or V(null)), and of a successful
+        check C(host), C(port), C(client_id), C(topic), C(published), C(connect_ms), C(publish_ms), C(hold_ms) and
+        C(tls_version).
+      - It is written through a temporary file that is renamed into place. It changes with every check, like a log
+        line, so writing it does not count as a change. In check mode nothing is written.
+    type: path
 notes:
   - The module first resolves the host and opens a TCP connection that it closes at once, so a DNS or TCP failure is
     reported as such. Then paho-mqtt connects.
@@ -218,6 +230,8 @@ import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.soracom.krypton.plugins.module_utils import _files
 
 try:
     import paho.mqtt.client as mqtt
@@ -613,6 +627,39 @@ def run_check(settings, check_mode):
     }
 
 
+# Fields of a successful check that the record keeps.
+RECORD_FIELDS = ('host', 'port', 'client_id', 'topic', 'published', 'connect_ms', 'publish_ms', 'hold_ms',
+                 'tls_version')
+RECORD_FORMAT = 1
+
+
+def build_record(result=None, failure=None, now=None):
+    """Return the record of one check: the result dict of a success, or the CheckFailed of a failure."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    record = dict((field, (result or {}).get(field)) for field in RECORD_FIELDS) if result else {}
+    record.update(
+        format=RECORD_FORMAT,
+        checked_at=now.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        result='failed' if failure is not None else 'ok',
+        message=failure.full_message() if failure is not None else None,
+        step=failure.step if failure is not None else None,
+    )
+    return record
+
+
+def write_record(path, record):
+    """Write ``record`` as JSON to ``path`` atomically. Return an error message, or None."""
+    try:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            _files.ensure_directory(parent, 0o755)
+        content = (json.dumps(record, indent=2, sort_keys=True) + '\n').encode('utf-8')
+        _files.write_file_atomic(path, content, mode=0o644)
+    except _files.FileWriteError as exc:
+        return 'Failed to write the record %s: %s' % (path, exc)
+    return None
+
+
 def validate_params(params):
     if not 1 <= params['port'] <= 65535:
         return 'port must be between 1 and 65535, got %d.' % params['port']
@@ -644,6 +691,7 @@ def main():
             qos=dict(type='int', default=1, choices=[0, 1]),
             timeout=dict(type='int', default=10),
             hold=dict(type='float', default=1.0),
+            record=dict(type='path'),
         ),
         supports_check_mode=True,
     )
@@ -655,11 +703,17 @@ def main():
         module.fail_json(msg=missing_required_lib('paho-mqtt', reason='to connect to AWS IoT Core'),
                          exception=PAHO_IMPORT_ERROR)
 
+    record_path = module.params['record'] if not module.check_mode else None
     try:
         settings = load_settings(module.params)
         result = run_check(settings, module.check_mode)
     except CheckFailed as exc:
-        module.fail_json(msg=exc.full_message(), step=exc.step)
+        record_error = write_record(record_path, build_record(failure=exc)) if record_path else None
+        module.fail_json(msg=exc.full_message() + (' ' + record_error if record_error else ''), step=exc.step)
+    if record_path:
+        record_error = write_record(record_path, build_record(result=result))
+        if record_error:
+            module.fail_json(msg='The MQTTS check passed. ' + record_error, **result)
     module.exit_json(changed=False, **result)
 
 

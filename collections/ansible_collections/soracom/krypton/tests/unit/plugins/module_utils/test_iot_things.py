@@ -175,11 +175,11 @@ def test_certificate_delete_plan_active():
     plan = build_certificate_delete_plan(CERT_ID, CERT_ARN, "ACTIVE", ["p2", "p1"], ["pi02", "pi01"])
 
     assert plan == [
+        ("update_certificate", {"certificateId": CERT_ID, "newStatus": "INACTIVE"}),
         ("detach_policy", {"policyName": "p1", "target": CERT_ARN}),
         ("detach_policy", {"policyName": "p2", "target": CERT_ARN}),
         ("detach_thing_principal", {"thingName": "pi01", "principal": CERT_ARN}),
         ("detach_thing_principal", {"thingName": "pi02", "principal": CERT_ARN}),
-        ("update_certificate", {"certificateId": CERT_ID, "newStatus": "INACTIVE"}),
         ("delete_certificate", {"certificateId": CERT_ID}),
     ]
 
@@ -211,10 +211,34 @@ def test_thing_delete_plan_order():
     plan = build_thing_delete_plan("pi01", [OTHER_ARN, CERT_ARN], [certificate])
 
     assert plan == [
-        ("detach_thing_principal", {"thingName": "pi01", "principal": OTHER_ARN}),
-        ("detach_thing_principal", {"thingName": "pi01", "principal": CERT_ARN}),
-        ("detach_policy", {"policyName": "p1", "target": CERT_ARN}),
         ("update_certificate", {"certificateId": CERT_ID, "newStatus": "INACTIVE"}),
+        ("detach_policy", {"policyName": "p1", "target": CERT_ARN}),
+        ("detach_thing_principal", {"thingName": "pi01", "principal": CERT_ARN}),
+        ("delete_certificate", {"certificateId": CERT_ID}),
+        ("detach_thing_principal", {"thingName": "pi01", "principal": OTHER_ARN}),
+        ("delete_thing", {"thingName": "pi01"}),
+    ]
+
+
+def test_thing_delete_plan_deactivates_all_before_detaching():
+    first = dict(certificate_id=CERT_ID, certificate_arn=CERT_ARN, status="ACTIVE", policies=[], things=["pi01"])
+    second = dict(certificate_id=OTHER_ID, certificate_arn=OTHER_ARN, status="ACTIVE", policies=[], things=["pi01"])
+
+    plan = build_thing_delete_plan("pi01", [CERT_ARN, OTHER_ARN], [first, second])
+
+    methods = [method for method, dummy in plan]
+    assert methods[:2] == ["update_certificate", "update_certificate"]
+    assert methods.index("detach_thing_principal") == 2
+    assert plan[-1] == ("delete_thing", {"thingName": "pi01"})
+
+
+def test_thing_delete_plan_inactive_certificate_keeps_status():
+    certificate = dict(certificate_id=CERT_ID, certificate_arn=CERT_ARN, status="INACTIVE", policies=[], things=["pi01"])
+
+    plan = build_thing_delete_plan("pi01", [CERT_ARN], [certificate])
+
+    assert plan == [
+        ("detach_thing_principal", {"thingName": "pi01", "principal": CERT_ARN}),
         ("delete_certificate", {"certificateId": CERT_ID}),
         ("delete_thing", {"thingName": "pi01"}),
     ]

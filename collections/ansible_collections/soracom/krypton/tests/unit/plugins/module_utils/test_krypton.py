@@ -164,7 +164,7 @@ def test_retry_on_429_honours_retry_after(monkeypatch, sleeps):
     # 7 s requested plus rand() * 1 s of jitter.
     assert sleeps == [7.5]
     assert len(warnings) == 1
-    assert 'Retry 1 of 3 in 7.5 s' in warnings[0]
+    assert 'Retry 1 of %d in 7.5 s' % _krypton.DEFAULT_RETRIES in warnings[0]
 
 
 def test_retry_after_is_capped(monkeypatch, sleeps):
@@ -199,17 +199,27 @@ def test_server_wait_is_jittered(monkeypatch, sleeps, rand):
     assert sleeps == [4.0 + rand]
 
 
-def test_backoff_uses_full_jitter(monkeypatch, sleeps):
+def test_backoff_jitter_keeps_lower_half(monkeypatch, sleeps):
     outcomes = [http_error(503), http_error(503), http_error(503), FakeResponse(b'{}')]
-    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps, rand=lambda: 0.25)
+    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps, rand=lambda: 0.5)
     client.bootstrap()
-    assert sleeps == [0.25 * 1, 0.25 * 2, 0.25 * 4]
+    assert sleeps == [1.5, 3.0, 6.0]
+
+
+def test_default_backoff_outlasts_cellular_drop(monkeypatch, sleeps):
+    outcomes = [http_error(503) for dummy in range(_krypton.DEFAULT_RETRIES)] + [FakeResponse(b'{}')]
+    client, dummy, dummy2 = make_client(monkeypatch, outcomes, sleeps, rand=lambda: 0.0,
+                                        retries=_krypton.DEFAULT_RETRIES)
+    client.bootstrap()
+    assert len(sleeps) == _krypton.DEFAULT_RETRIES
+    # The shortest possible sleeps still add up to more than a minute.
+    assert sum(sleeps) >= 60
 
 
 def test_each_retry_reported_once(monkeypatch, sleeps):
     outcomes = [http_error(503), urllib.error.URLError(ConnectionRefusedError(111, 'Connection refused')),
                 FakeResponse(b'{}')]
-    client, dummy, messages = make_client(monkeypatch, outcomes, sleeps)
+    client, dummy, messages = make_client(monkeypatch, outcomes, sleeps, retries=3)
     client.bootstrap()
     assert len(messages) == 2
     assert 'HTTP 503' in messages[0]
@@ -230,7 +240,8 @@ def test_retry_on_server_errors_then_give_up(monkeypatch, sleeps, status):
     assert len(opener.calls) == 4
     assert len(sleeps) == 3
     for attempt, delay in enumerate(sleeps):
-        assert 0 <= delay <= min(_krypton.BACKOFF_MAX_DELAY, _krypton.BACKOFF_BASE * 2 ** attempt)
+        ceiling = min(_krypton.BACKOFF_MAX_DELAY, _krypton.BACKOFF_BASE * 2 ** attempt)
+        assert ceiling / 2 <= delay <= ceiling
     assert '<html>' not in str(excinfo.value)
 
 
@@ -353,11 +364,11 @@ def test_parse_http_date():
     assert _krypton.parse_http_date(None) is None
 
 
-def test_backoff_delay_full_jitter():
+def test_backoff_delay_jitter_bounds():
     assert _krypton.backoff_delay(0, rng=lambda: 1.0) == _krypton.BACKOFF_BASE
-    assert _krypton.backoff_delay(3, rng=lambda: 0.5) == 0.5 * 8 * _krypton.BACKOFF_BASE
+    assert _krypton.backoff_delay(3, rng=lambda: 0.5) == 0.75 * 8 * _krypton.BACKOFF_BASE
     assert _krypton.backoff_delay(30, rng=lambda: 1.0) == _krypton.BACKOFF_MAX_DELAY
-    assert _krypton.backoff_delay(2, rng=lambda: 0.0) == 0.0
+    assert _krypton.backoff_delay(2, rng=lambda: 0.0) == 0.5 * 4 * _krypton.BACKOFF_BASE
 
 
 # ---------------------------------------------------------------------------- clock

@@ -99,7 +99,7 @@ def make_client(monkeypatch, *script, **kwargs):
 def test_argument_spec_options():
     spec = api.soracom_argument_spec()
     assert sorted(spec) == sorted([
-        "auth_key_id", "auth_key", "api_key", "token", "coverage_type", "endpoint",
+        "auth_key_id", "auth_key", "api_key", "token", "session", "coverage_type", "endpoint",
         "timeout", "retries", "validate_certs", "language",
     ])
     assert spec["coverage_type"]["default"] == "jp"
@@ -109,9 +109,14 @@ def test_argument_spec_options():
     assert spec["language"]["choices"] == ["en", "ja"]
 
 
-@pytest.mark.parametrize("option", ["auth_key", "api_key", "token"])
+@pytest.mark.parametrize("option", ["auth_key", "api_key", "token", "session"])
 def test_argument_spec_secrets_no_log(option):
     assert api.soracom_argument_spec()[option]["no_log"] is True
+
+
+@pytest.mark.parametrize("option", ["api_key", "token"])
+def test_argument_spec_session_parts_no_log(option):
+    assert api.soracom_argument_spec()["session"]["options"][option]["no_log"] is True
 
 
 @pytest.mark.parametrize("option, variable", [
@@ -247,6 +252,49 @@ def test_expired_session_renewed_once(monkeypatch):
     assert client.get("/sims") == []
     assert http.paths() == ["POST /auth", "GET /sims", "POST /auth", "GET /sims"]
     assert http.requests[3]["headers"]["X-Soracom-Token"] == "token-2"
+
+
+def test_session_option_skips_auth(monkeypatch):
+    http = ScriptedHttp((200, {}, []))
+    monkeypatch.setattr(api, "open_url", http.open_url)
+    client = api.client_from_params(dict(endpoint=ENDPOINT, auth_key_id=AUTH_KEY_ID, auth_key=AUTH_KEY,
+                                         session=dict(api_key="api-s", token="token-s")))
+    assert client.get("/sims") == []
+    assert http.paths() == ["GET /sims"]
+    assert http.requests[0]["headers"]["X-Soracom-API-Key"] == "api-s"
+    assert http.requests[0]["headers"]["X-Soracom-Token"] == "token-s"
+
+
+def test_expired_session_option_renewed_once(monkeypatch):
+    http = ScriptedHttp(
+        (401, {}, {"code": "AUM0003", "message": "Token expired"}),
+        (200, {}, {"apiKey": "api-2", "token": "token-2"}),
+        (200, {}, []),
+        (200, {}, []),
+    )
+    monkeypatch.setattr(api, "open_url", http.open_url)
+    client = api.client_from_params(dict(endpoint=ENDPOINT, auth_key_id=AUTH_KEY_ID, auth_key=AUTH_KEY,
+                                         session=dict(api_key="api-s", token="token-s")))
+    assert client.get("/sims") == []
+    assert client.get("/groups") == []
+    assert http.paths() == ["GET /sims", "POST /auth", "GET /sims", "GET /groups"]
+    assert http.requests[3]["headers"]["X-Soracom-Token"] == "token-2"
+
+
+def test_session_renewed_at_most_once(monkeypatch):
+    expired = (401, {}, {"code": "AUM0003", "message": "Token expired"})
+    client, http = make_client(monkeypatch, expired, AUTH_OK, expired, api_key="api-s", token="token-s")
+    with pytest.raises(SoracomApiError) as excinfo:
+        client.get("/sims")
+    assert excinfo.value.status == 401
+    assert http.paths() == ["GET /sims", "POST /auth", "GET /sims"]
+
+
+def test_module_kwargs_session_excludes_api_key():
+    exclusive = api.soracom_module_kwargs()["mutually_exclusive"]
+    assert ["session", "api_key"] in exclusive
+    assert ["session", "token"] in exclusive
+    assert ["session", "auth_key_id"] not in exclusive
 
 
 def test_rejected_token_not_renewed_without_keys(monkeypatch):

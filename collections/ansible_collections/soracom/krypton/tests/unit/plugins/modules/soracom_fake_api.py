@@ -139,7 +139,7 @@ class FakeSoracomApi:
         return handler(url, method, segments[1:], query, body)
 
     def _auth(self, body):
-        if body != {"authKeyId": AUTH_KEY_ID, "authKey": AUTH_KEY}:
+        if (body.get("authKeyId"), body.get("authKey")) != (AUTH_KEY_ID, AUTH_KEY):
             return self._error(ENDPOINT + "/auth", 401, "AUM0002", "Invalid auth key")
         self.auth_count += 1
         return self._ok({"apiKey": API_KEY, "token": TOKEN, "operatorId": OPERATOR_ID})

@@ -284,6 +284,56 @@ def test_absent_revoked_certificate(iot, capsys):
     assert certificate_ids(iot) == []
 
 
+def test_absent_deactivates_before_detaching(iot, capsys, monkeypatch):
+    certificate_id = new_certificate(iot, policy=True, things=["pi01"])[0]
+    calls = []
+    real_call = _iot_registry.call
+
+    def recording_call(client, method, **params):
+        calls.append(method)
+        return real_call(client, method, **params)
+
+    monkeypatch.setattr(_iot_registry, "call", recording_call)
+
+    result = run_module(capsys, certificate_id=certificate_id, state="absent")
+
+    assert result["changed"] is True
+    writes = [method for method in calls if not method.startswith(("describe_", "list_"))]
+    assert writes == ["update_certificate", "detach_policy", "detach_thing_principal", "delete_certificate"]
+
+
+def test_absent_without_detach_things_fails_when_attached(iot, capsys):
+    certificate_id = new_certificate(iot, policy=True, things=["pi01", "pi02"])[0]
+
+    result = run_module(capsys, certificate_id=certificate_id, state="absent", detach_things=False)
+
+    assert result["failed"] is True
+    assert result["things"] == ["pi01", "pi02"]
+    assert "attached to thing(s) pi01, pi02" in result["msg"]
+    assert status(iot, certificate_id) == "ACTIVE"
+    assert iot.list_thing_principals(thingName="pi01")["principals"] != []
+
+
+def test_absent_without_detach_things_deletes_unattached(iot, capsys):
+    certificate_id = new_certificate(iot, policy=True)[0]
+
+    result = run_module(capsys, certificate_id=certificate_id, state="absent", detach_things=False)
+
+    assert result["changed"] is True
+    assert certificate_ids(iot) == []
+
+
+def test_absent_without_detach_things_check_mode_fails_too(iot, capsys):
+    certificate_id = new_certificate(iot, things=["pi01"])[0]
+
+    result = run_module(
+        capsys, certificate_id=certificate_id, state="absent", detach_things=False, _ansible_check_mode=True
+    )
+
+    assert result["failed"] is True
+    assert result["things"] == ["pi01"]
+
+
 def test_absent_check_mode_keeps_certificate(iot, capsys):
     certificate_id = new_certificate(iot, policy=True, things=["pi01"])[0]
 

@@ -574,6 +574,7 @@ def test_stale_state_file_calls(capsys, krypton, tmp_path):
     ({'renew_before_days': -1}, 'renew_before_days'),
     ({'timeout': 0}, 'timeout'),
     ({'retries': -1}, 'retries'),
+    ({'timeout': 60, 'retry_time_limit': 30}, 'retry_time_limit'),
     ({'endpoint': 'ftp://krypton'}, 'endpoint'),
     ({'thing_name': ' '}, 'thing_name'),
     ({'owner': 'no-such-user-krypton'}, 'does not exist'),

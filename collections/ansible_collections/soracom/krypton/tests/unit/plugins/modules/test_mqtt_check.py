@@ -592,3 +592,47 @@ def test_missing_paho(capsys, src, monkeypatch):
     result = run_module(capsys, src=str(src))
     assert result['rc'] == 1
     assert 'paho-mqtt' in result['msg']
+
+
+# ---------------------------------------------------------------------------- record
+
+RECORD_NOW = datetime.datetime(2026, 12, 1, 9, 30, 0, tzinfo=datetime.timezone.utc)
+
+
+def test_record_of_success_keeps_listed_fields():
+    result = {'host': 'h.example', 'port': 8883, 'client_id': 'pi', 'topic': 't', 'published': True,
+              'connect_ms': 12, 'publish_ms': 3, 'hold_ms': 1000, 'tls_version': 'TLSv1.3',
+              'tls_cipher': 'TLS_AES_256_GCM_SHA384', 'qos': 1}
+    record = mqtt_check.build_record(result=result, now=RECORD_NOW)
+    assert record['result'] == 'ok'
+    assert record['checked_at'] == '2026-12-01T09:30:00Z'
+    assert record['format'] == 1
+    assert record['message'] is None
+    assert record['step'] is None
+    assert record['tls_version'] == 'TLSv1.3'
+    assert 'tls_cipher' not in record
+
+
+def test_record_of_failure_names_step():
+    failure = mqtt_check.CheckFailed('CONNACK', 'the broker closed the connection.')
+    record = mqtt_check.build_record(failure=failure, now=RECORD_NOW)
+    assert record['result'] == 'failed'
+    assert record['step'] == 'CONNACK'
+    assert record['message'] == failure.full_message()
+    assert 'host' not in record
+
+
+def test_record_written_with_mode_and_parents(tmp_path):
+    path = tmp_path / 'var' / 'lib' / 'mqtt-check.json'
+    assert mqtt_check.write_record(str(path), {'result': 'ok'}) is None
+    assert json.loads(path.read_text()) == {'result': 'ok'}
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.parent.stat().st_mode & 0o777 == 0o755
+
+
+def test_record_write_failure_reported(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('')
+    message = mqtt_check.write_record(str(blocker / 'mqtt-check.json'), {'result': 'ok'})
+    assert message is not None
+    assert str(blocker) in message
