@@ -232,12 +232,12 @@ def test_link_down_fails_that_pi_only(lab, provisioned):
 
 # --- 1b. cellular link flapping during the Krypton call -------------------------------------------
 
-# Each request to Krypton gives up after this many seconds; Krypton's first answer comes later.
+# Each request to Krypton gives up after this many seconds, and Krypton's first response comes later.
 FLAP_KRYPTON_TIMEOUT = 4
-FLAP_LATE_ANSWER = 8
+FLAP_LATE_RESPONSE = 8
 FLAP_RETRIES = 8
-# Down and up periods in seconds after Krypton has made the first certificate: the answer to the
-# first call is lost, and retries meet the link down and up again.
+# Down and up periods in seconds after Krypton has made the first certificate: the response to
+# the first call is lost, and retries meet the link down and up again.
 FLAP_PATTERN = ((6, 2), (4, 0))
 
 
@@ -267,7 +267,7 @@ def test_link_flapping_during_krypton_call(lab, provisioned):
     calls_before = labapi.krypton_calls()
     fault = soracom_admin("POST", "/_lab/faults", {
         "service": "krypton", "path": "/v1/provisioning/aws/iot/bootstrap", "type": "late_response",
-        "seconds": FLAP_LATE_ANSWER, "count": 1})
+        "seconds": FLAP_LATE_RESPONSE, "count": 1})
     events: list[str] = []
     flapper = threading.Thread(target=flap_link_after_new_certificate, args=(pi, certificates_before, events))
     try:

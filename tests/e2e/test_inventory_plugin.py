@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 import yaml
@@ -20,6 +21,14 @@ import labapi
 PLUGIN_FILE = "lab.soracom_sims.yml"
 # The SIM group provision.yml creates: the cloud role's default cloud_group_name.
 GROUP_NAME = "krypton-pis"
+
+
+# The inventories copy the lab's group_vars, which contain the lab's SORACOM auth key. They live in
+# directories removed after use, not in pytest's tmp_path, which pytest keeps after the run.
+@pytest.fixture
+def scratch():
+    with tempfile.TemporaryDirectory() as directory:
+        yield directory
 
 
 def unwrap(value):
@@ -72,8 +81,8 @@ def listed(result: subprocess.CompletedProcess) -> dict:
     return unwrap(json.loads(result.stdout))
 
 
-def test_list_matches_lab_pis(lab, tmp_path):
-    inventory = listed(run_inventory(write_inventory(str(tmp_path))))
+def test_list_matches_lab_pis(lab, scratch):
+    inventory = listed(run_inventory(write_inventory(scratch)))
     assert sorted(inventory["pis"]["hosts"]) == sorted(pi["name"] for pi in lab["pis"])
     for pi in lab["pis"]:
         variables = inventory["_meta"]["hostvars"][pi["name"]]
@@ -84,10 +93,10 @@ def test_list_matches_lab_pis(lab, tmp_path):
         assert variables["soracom_status"] == "active"
 
 
-def test_tag_filter_and_keyed_groups(lab, tmp_path):
+def test_tag_filter_and_keyed_groups(lab, scratch):
     expected_host = lab["pis"][-1]["name"]
     source = write_inventory(
-        str(tmp_path),
+        scratch,
         tags={"name": expected_host},
         keyed_groups=[{"key": "soracom_status", "prefix": "sim"}],
     )
@@ -96,8 +105,8 @@ def test_tag_filter_and_keyed_groups(lab, tmp_path):
     assert inventory["sim_active"]["hosts"] == [expected_host]
 
 
-def test_wrong_auth_key_fails_without_showing_it(lab, tmp_path):
-    source = write_inventory(str(tmp_path))
+def test_wrong_auth_key_fails_without_showing_it(lab, scratch):
+    source = write_inventory(scratch)
     result = run_inventory(source, env={
         "SORACOM_AUTH_KEY": "secret-e2e-wrong",
         "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
@@ -109,18 +118,18 @@ def test_wrong_auth_key_fails_without_showing_it(lab, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def provisioned_with_plugin(lab, tmp_path_factory):
+def provisioned_with_plugin(lab):
     """Provision the lab with the plugin's inventory, then re-run it on the SIM group only."""
     labapi.reset_lab()
-    by_tags = write_inventory(str(tmp_path_factory.mktemp("by-tags")))
-    first = labapi.run_playbook("-i", by_tags, "playbooks/provision.yml", echo=False)
-    calls_after_first = labapi.krypton_calls()
+    with tempfile.TemporaryDirectory() as by_tags_dir, tempfile.TemporaryDirectory() as by_group_dir:
+        by_tags = write_inventory(by_tags_dir)
+        first = labapi.run_playbook("-i", by_tags, "playbooks/provision.yml", echo=False)
+        calls_after_first = labapi.krypton_calls()
 
-    # After the first run every Pi's SIM is in the group, so the group alone selects them.
-    by_group = write_inventory(str(tmp_path_factory.mktemp("by-group")),
-                               group_names=[GROUP_NAME])
-    group_listing = run_inventory(by_group)
-    second = labapi.run_playbook("-i", by_group, "playbooks/provision.yml", echo=False)
+        # After the first run every Pi's SIM is in the group, so the group alone selects them.
+        by_group = write_inventory(by_group_dir, group_names=[GROUP_NAME])
+        group_listing = run_inventory(by_group)
+        second = labapi.run_playbook("-i", by_group, "playbooks/provision.yml", echo=False)
     return dict(first=first, second=second, calls_after_first=calls_after_first, group_listing=group_listing)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,22 +39,25 @@ def group_modules() -> dict[str, list[str]]:
     return {"aws": groups["aws"], "soracom": groups["soracom"]}
 
 
-def run_module_defaults_playbook(tmp_path: Path, name: str, md_aws: dict, md_soracom: dict,
-                                 env: dict, lab: dict) -> dict:
-    results_file = tmp_path / f"{name}-results.json"
-    extra_vars = tmp_path / f"{name}-vars.json"
-    descriptor = os.open(extra_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({
-            "md_aws": md_aws,
-            "md_soracom": md_soracom,
-            "md_imsi": lab["pis"][0]["imsi"],
-            "md_results_file": str(results_file),
-        }, handle)
-    command = [str(labapi.REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK), "-e", f"@{extra_vars}"]
-    result = subprocess.run(command, cwd=labapi.REPO, env=env, text=True, capture_output=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return json.loads(results_file.read_text())
+def run_module_defaults_playbook(name: str, md_aws: dict, md_soracom: dict, env: dict, lab: dict) -> dict:
+    # The extra vars contain the lab's keys, so they go to a directory removed after the run and
+    # not to pytest's tmp_path, which pytest keeps.
+    with tempfile.TemporaryDirectory() as directory:
+        results_file = Path(directory) / f"{name}-results.json"
+        extra_vars = Path(directory) / f"{name}-vars.json"
+        descriptor = os.open(extra_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump({
+                "md_aws": md_aws,
+                "md_soracom": md_soracom,
+                "md_imsi": lab["pis"][0]["imsi"],
+                "md_results_file": str(results_file),
+            }, handle)
+        command = [str(labapi.REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK), "-e", f"@{extra_vars}"]
+        result = subprocess.run(command, cwd=labapi.REPO, env=env, text=True, capture_output=True, timeout=600,
+                                check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+        return json.loads(results_file.read_text())
 
 
 def playbook_env(remove_connection_settings: bool) -> dict:
@@ -69,7 +73,7 @@ def playbook_env(remove_connection_settings: bool) -> dict:
 
 
 @pytest.fixture(scope="module")
-def lab_settings_only_in_defaults(lab, tmp_path_factory):
+def lab_settings_only_in_defaults(lab):
     labapi.reset_lab()
     md_aws = {
         "region": os.environ["AWS_REGION"],
@@ -83,16 +87,14 @@ def lab_settings_only_in_defaults(lab, tmp_path_factory):
     }
     if os.environ.get("SORACOM_ENDPOINT"):
         md_soracom["endpoint"] = os.environ["SORACOM_ENDPOINT"]
-    tmp_path = tmp_path_factory.mktemp("module-defaults")
-    return run_module_defaults_playbook(tmp_path, "lab", md_aws, md_soracom, playbook_env(True), lab)
+    return run_module_defaults_playbook("lab", md_aws, md_soracom, playbook_env(True), lab)
 
 
 @pytest.fixture(scope="module")
-def settings_pointing_nowhere(lab, tmp_path_factory):
+def settings_pointing_nowhere(lab):
     md_aws = {"region": UNKNOWN_REGION}
     md_soracom = {"endpoint": CLOSED_ENDPOINT, "retries": 0, "timeout": 5}
-    tmp_path = tmp_path_factory.mktemp("module-defaults-nowhere")
-    return run_module_defaults_playbook(tmp_path, "nowhere", md_aws, md_soracom, playbook_env(False), lab)
+    return run_module_defaults_playbook("nowhere", md_aws, md_soracom, playbook_env(False), lab)
 
 
 def test_playbook_calls_every_group_module():

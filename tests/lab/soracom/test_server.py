@@ -898,7 +898,7 @@ def test_fault_late_response_applies_the_request_before_answering(lab):
             created = any(group["tags"].get("name") == "late"
                           for group in lab.admin.get("/_lab/state").get_json()["groups"])
             time.sleep(0.05)
-        # The group exists while the answer is still held back.
+        # The group exists while the response is still held back.
         assert created and not pending.done()
         response = pending.result(timeout=10)
     assert response.status_code == 201

@@ -14,8 +14,8 @@ exact path, or a glob with ``*``) and, when given, whose method is ``method``. T
   ``-Seconds-Before-Refresh`` and ``Retry-After`` (both ``seconds``, default 1).
 * ``delay``: wait ``seconds`` (at most 120), then run the view as usual.
 * ``late_response``: run the view, then wait ``seconds`` (at most 120) before sending its
-  response. The request takes effect but its answer comes late, as when a cellular link drops
-  while the answer is on its way.
+  response. The request takes effect but its response comes late, as when a cellular link drops
+  while the response is on its way.
 * ``truncate``: run the view, then send only the first half of its body while ``Content-Length``
   announces all of it, and close the connection.
 * ``clock_offset``: run the view and shift the ``Date`` header by ``seconds`` (negative: behind).
