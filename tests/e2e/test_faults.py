@@ -17,6 +17,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import ssl
 import subprocess
 import tempfile
@@ -487,6 +488,65 @@ def test_clock_an_hour_behind(lab, provisioned):
     assert labapi.krypton_calls() == calls_before_converge
     assert directory_digests(pi) == kept
     assert labapi.active_certificates_by_thing()[pi["thing_name"]] == active
+
+
+# --- 2c. timedatectl that does not answer ----------------------------------------------------------
+
+# Stands in for timedatectl waiting on a systemd-timedated that cannot start; /usr/local/bin comes
+# before /usr/bin in the PATH of Ansible's SSH sessions. It records its PID and never answers.
+HANGING_TIMEDATECTL = "/usr/local/bin/timedatectl"
+HANGING_TIMEDATECTL_PID = "/run/hanging-timedatectl.pid"
+HANGING_TIMEDATECTL_SCRIPT = "#!/bin/sh\necho $$ > {pid}\nexec sleep 600\n"
+
+LINK_CHECK_PLAYBOOK = """\
+- name: Read the link state
+  hosts: {host}
+  gather_facts: false
+  tasks:
+    - name: Read the link state
+      soracom.krypton.lte_link_info:
+      register: link
+
+    - name: Save the result on the controller
+      ansible.builtin.copy:
+        content: "{{{{ link | to_json }}}}"
+        dest: {results}
+        mode: "0600"
+      delegate_to: localhost
+"""
+
+
+def test_timedatectl_that_does_not_answer_is_skipped(lab, provisioned):
+    pi = pi_by_name(lab, "pi02")
+    script = HANGING_TIMEDATECTL_SCRIPT.format(pid=HANGING_TIMEDATECTL_PID)
+    install = labapi.ssh(pi, f"printf '%s' {shlex.quote(script)} > {HANGING_TIMEDATECTL} && chmod 755 {HANGING_TIMEDATECTL}")
+    assert install.returncode == 0, install.stderr
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            results = os.path.join(directory, "link.json")
+            playbook = os.path.join(directory, "link.yml")
+            with open(playbook, "w") as handle:
+                handle.write(LINK_CHECK_PLAYBOOK.format(host=pi["name"], results=results))
+            started = time.monotonic()
+            run = labapi.run_playbook(playbook, echo=False, env=JSON_OUTPUT)
+            seconds = time.monotonic() - started
+            assert run.returncode == 0, run.stdout[-4000:]
+            with open(results) as handle:
+                link = json.load(handle)
+        # The stand-in ran and was stopped: its PID no longer exists.
+        pid = labapi.ssh(pi, f"cat {HANGING_TIMEDATECTL_PID}").stdout.strip()
+        assert pid.isdigit(), pid
+        assert labapi.ssh(pi, f"kill -0 {pid}").returncode != 0
+    finally:
+        labapi.ssh(pi, f"rm -f {HANGING_TIMEDATECTL} {HANGING_TIMEDATECTL_PID}")
+
+    # The module returned long before the stand-in's 600 s.
+    assert seconds < 120, seconds
+    assert link["clock"]["sync_source"] != "timedatectl"
+    assert link["ready"] is True, link["problems"]
+    warnings = fold(" ".join(link.get("warnings", [])))
+    print("operator message:", warnings)
+    assert "timedatectl did not answer within 3 seconds" in warnings
 
 
 # --- 3. key directory that cannot be written ----------------------------------------------------

@@ -260,8 +260,18 @@ def _remove_tree(path: Path) -> None:
 
 # --- per-lab layer ----------------------------------------------------------------------------
 
+# Raised whenever ensure_lab_layer writes something new, so existing labs rebuild their layer.
+LAYER_VERSION = 2
+# systemd in the Pis runs on the host's cgroup v1 hierarchy, where it cannot start a service a
+# second time ("Failed to attach to cgroup", status 219/CGROUP). systemd-timedated, which D-Bus
+# starts on demand and stops after 30 s idle, then makes every timedatectl call wait about 25 s
+# for a reply. Masked, timedatectl fails at once, as on a system without the service.
+MASKED_UNITS = ("systemd-timedated.service",)
+
+
 def layer_fingerprint(image: Image, server_ca: Path, ssh_public_key: Path) -> dict:
     return {
+        "version": LAYER_VERSION,
         "image": image.hash,
         "server_ca_sha256": hashlib.sha256(server_ca.read_bytes()).hexdigest(),
         "ssh_public_key": ssh_public_key.read_text().strip(),
@@ -269,7 +279,7 @@ def layer_fingerprint(image: Image, server_ca: Path, ssh_public_key: Path) -> di
 
 
 def ensure_lab_layer(image: Image, state: StatePaths, pis_running: bool) -> Path:
-    """Build the overlay layer with the lab CA and root's authorized_keys, shared by all Pis.
+    """Build the overlay layer with the lab CA, root's authorized_keys and MASKED_UNITS, shared by all Pis.
 
     The CA is installed by the image's own update-ca-certificates, run in a chroot of a
     temporary overlay mount with the image below and this layer on top. The trust store then
@@ -302,6 +312,8 @@ def ensure_lab_layer(image: Image, state: StatePaths, pis_running: bool) -> Path
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(ssh_dir, 0o700)
         write_file(ssh_dir / "authorized_keys", state.ssh_key.with_suffix(".pub").read_text(), mode=0o600)
+        for unit in MASKED_UNITS:
+            (mnt / "etc/systemd/system" / unit).symlink_to("/dev/null")
     finally:
         run(["umount", str(mnt)])
     shutil.rmtree(work)

@@ -68,6 +68,8 @@ notes:
   - A clock difference of more than 300 seconds from the metadata service's Date header, or a system time before
     2025-01-01, is a problem that sets RV(ready) to V(false). An unsynchronised clock alone only adds a warning when
     no skew could be measured.
+  - C(timedatectl) gets 3 seconds to answer. It waits much longer for C(systemd-timedated) when that service cannot
+    start, and then the module reads the clock state from the next source and adds a warning.
   - The route check reads the kernel's routing decision and sends no traffic to the checked hosts. The metadata
     request is the only traffic the module sends, apart from DNS lookups.
 seealso:
@@ -289,6 +291,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import urllib.error
 import http.client
@@ -307,6 +310,8 @@ AUTO_INTERFACES = ('ppp0', 'wwan0')
 INTERFACE_NAME = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}$')
 SYS_CLASS_NET = '/sys/class/net'
 TIMESYNCD_FLAG = '/run/systemd/timesync/synchronized'
+# Seconds timedatectl may take to answer before the module reads the clock state elsewhere.
+TIMEDATECTL_TIME_LIMIT = 3
 
 
 def format_utc(value):
@@ -458,20 +463,43 @@ def kernel_clock_synchronized():
     return state != _TIME_ERROR and not timex.status & _STA_UNSYNC
 
 
-def clock_synchronization(run_command, timedatectl_path, flag_exists=None, kernel_state=None):
-    """Return (synchronized, source) from timedatectl, timesyncd's flag file or adjtimex, in that order."""
+def run_with_time_limit(args, limit):
+    """Run ``args`` with LC_ALL=C and return (rc, stdout); rc is None when it did not end within ``limit`` seconds.
+
+    timedatectl waits about 25 seconds for systemd-timedated over D-Bus when the service cannot start, so the
+    module bounds it instead of using AnsibleModule.run_command, which has no time limit.
+    """
+    try:
+        completed = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   env=dict(os.environ, LC_ALL='C'), timeout=limit, check=False)
+    except subprocess.TimeoutExpired:
+        return None, ''
+    except OSError:
+        return 127, ''
+    return completed.returncode, completed.stdout.decode('utf-8', 'replace')
+
+
+def clock_synchronization(run_limited, timedatectl_path, flag_exists=None, kernel_state=None):
+    """Return (synchronized, source, note) from timedatectl, timesyncd's flag file or adjtimex, in that order.
+
+    ``note`` says that timedatectl did not answer in time, or is None.
+    """
+    note = None
     if timedatectl_path:
-        rc, stdout, dummy = run_command([timedatectl_path, 'show', '-p', 'NTPSynchronized', '--value'],
-                                        environ_update={'LC_ALL': 'C'})
+        rc, stdout = run_limited([timedatectl_path, 'show', '-p', 'NTPSynchronized', '--value'],
+                                 TIMEDATECTL_TIME_LIMIT)
         value = (stdout or '').strip().lower()
         if rc == 0 and value in ('yes', 'no'):
-            return value == 'yes', 'timedatectl'
+            return value == 'yes', 'timedatectl', None
+        if rc is None:
+            note = ('timedatectl did not answer within %d seconds, so systemd-timedated is probably not running; '
+                    'the clock state comes from the next source.' % TIMEDATECTL_TIME_LIMIT)
     if (flag_exists or os.path.exists)(TIMESYNCD_FLAG):
-        return True, 'timesyncd'
+        return True, 'timesyncd', note
     state = (kernel_state or kernel_clock_synchronized)()
     if state is not None:
-        return state, 'adjtimex'
-    return None, None
+        return state, 'adjtimex', note
+    return None, None, note
 
 
 def query_metadata(url, timeout, opener=None):
@@ -586,7 +614,7 @@ def validate_params(params):
     return None
 
 
-def gather(params, run_command, ip_path, timedatectl_path, now=None):
+def gather(params, run_command, ip_path, timedatectl_path, now=None, run_limited=None):
     """Collect the whole result. Returns (result dict, warnings)."""
     warnings = []
     interface = pick_interface(params['interface'])
@@ -615,7 +643,9 @@ def gather(params, run_command, ip_path, timedatectl_path, now=None):
             skew = round((outcome['received_at'] - outcome['server_date']).total_seconds(), 3)
             skew_source = params['metadata_url']
 
-    synchronized, source = clock_synchronization(run_command, timedatectl_path)
+    synchronized, source, note = clock_synchronization(run_limited or run_with_time_limit, timedatectl_path)
+    if note:
+        warnings.append(note)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     clock = {
         'system_time': format_utc(now),

@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import socket
+import time
 import urllib.error
 
 import pytest
@@ -71,9 +72,12 @@ class FakeSystem:
                 if device is None:
                     return 2, '', 'RTNETLINK answers: Network is unreachable\n'
                 return 0, json.dumps([{'dst': args[4], 'dev': device, 'prefsrc': PI_ADDRESS}]), ''
-        if name == 'timedatectl':
-            return self.timedatectl
         raise AssertionError('unexpected command %r' % (args,))
+
+    def run_limited(self, args, limit):
+        self.commands.append(list(args))
+        assert args[0].rsplit('/', 1)[-1] == 'timedatectl', args
+        return self.timedatectl[:2]
 
 
 class FakeMetadata:
@@ -126,6 +130,7 @@ def system(monkeypatch):
     monkeypatch.setattr(AnsibleModule, 'get_bin_path',
                         lambda self, name, required=False, opt_dirs=None: '/usr/bin/%s' % name)
     monkeypatch.setattr(lte_link_info, 'interface_exists', lambda name: name in fake.interfaces)
+    monkeypatch.setattr(lte_link_info, 'run_with_time_limit', fake.run_limited)
     monkeypatch.setattr(lte_link_info.socket, 'getaddrinfo', fake_getaddrinfo({
         'krypton.soracom.io': LAB_GATEWAY, 'metadata.soracom.io': LAB_GATEWAY, 'api.soracom.io': '192.0.2.10'}))
     return fake
@@ -317,15 +322,37 @@ def test_clock_source_timedatectl(capsys, system, metadata):
 
 
 def test_clock_fallbacks():
-    def failing_run(args, **kwargs):
-        return 1, '', 'System has not been booted with systemd'
+    def failing_run(args, limit):
+        return 1, ''
 
     assert lte_link_info.clock_synchronization(failing_run, '/usr/bin/timedatectl', flag_exists=lambda path: True,
-                                               kernel_state=lambda: False) == (True, 'timesyncd')
+                                               kernel_state=lambda: False) == (True, 'timesyncd', None)
     assert lte_link_info.clock_synchronization(failing_run, None, flag_exists=lambda path: False,
-                                               kernel_state=lambda: False) == (False, 'adjtimex')
+                                               kernel_state=lambda: False) == (False, 'adjtimex', None)
     assert lte_link_info.clock_synchronization(failing_run, None, flag_exists=lambda path: False,
-                                               kernel_state=lambda: None) == (None, None)
+                                               kernel_state=lambda: None) == (None, None, None)
+
+
+def test_timedatectl_that_does_not_answer_is_skipped_with_a_warning(capsys, system, metadata, monkeypatch):
+    system.timedatectl = (None, '', '')
+    monkeypatch.setattr(lte_link_info, 'kernel_clock_synchronized', lambda: True)
+    monkeypatch.setattr(lte_link_info.os.path, 'exists', lambda path: False)
+    result = run_module(capsys)
+    assert result['clock']['synchronized'] is True
+    assert result['clock']['sync_source'] == 'adjtimex'
+    assert result['ready'] is True
+    assert any('timedatectl did not answer within 3 seconds' in text for text in warning_texts(result))
+
+
+def test_run_with_time_limit_stops_a_command_that_hangs(tmp_path):
+    hanging = tmp_path / 'timedatectl'
+    hanging.write_text('#!/bin/sh\nexec sleep 30\n')
+    hanging.chmod(0o755)
+    started = time.monotonic()
+    assert lte_link_info.run_with_time_limit([str(hanging)], 0.5) == (None, '')
+    assert time.monotonic() - started < 5
+    assert lte_link_info.run_with_time_limit(['/bin/echo', 'yes'], 5) == (0, 'yes\n')
+    assert lte_link_info.run_with_time_limit([str(tmp_path / 'missing')], 5) == (127, '')
 
 
 def test_kernel_clock_state_is_bool_or_none():
