@@ -967,3 +967,21 @@ def test_root_namespace_does_not_trust_lab_ca():
         pytest.skip(f"runs inside {netns}, whose /etc/ssl is the lab's copy; run pytest outside labctl exec")
     names = [cert.get("subject") for cert in ssl.create_default_context().get_ca_certs()]
     assert not any("SORACOM Krypton Lab Root CA" in str(subject) for subject in names)
+
+
+def test_process_alive_ignores_command_line():
+    from labctl_lib import sysutil
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert sysutil.process_alive(child.pid)
+        assert not sysutil.process_matches(child.pid, "moto_lab_server.py")
+    finally:
+        child.kill()
+    # Killed but not yet reaped: a zombie, which is not alive.
+    deadline = time.monotonic() + 10
+    while sysutil.process_alive(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sysutil.process_alive(child.pid)
+    child.wait()
+    assert not sysutil.process_alive(child.pid)

@@ -20,7 +20,9 @@ from . import LabError
 from .config import PiSpec, StatePaths
 from .image import Image
 from .network import delete_pi_netns, ensure_pi_netns, hosts_file
-from .sysutil import live_pid, process_matches, read_pid, ssh_banner, start_detached, stop_process, tail, write_file
+from .sysutil import (
+    live_pid, process_alive, process_matches, read_pid, ssh_banner, start_detached, stop_process, tail, write_file,
+)
 
 BOOT_TIMEOUT = 90.0  # seconds until sshd sends its banner, counted from the start of the batch
 POWER_OFF_TIMEOUT = 20.0
@@ -92,7 +94,9 @@ class PiManager:
             while time.monotonic() < deadline:
                 if ssh_banner(pi.ip, pi.lab.netns, timeout=1):
                     return None
-                if not self.pid(pi):
+                # Liveness only: the command line is empty while nsenter executes systemd-nspawn.
+                pid = read_pid(self.state.pid_file(pi.name))
+                if pid is None or not process_alive(pid):
                     return "systemd-nspawn exited"
                 time.sleep(0.2)
             return f"no SSH banner from {pi.ip}:22 within {timeout:.0f} s"

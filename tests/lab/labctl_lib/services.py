@@ -23,7 +23,8 @@ from .config import (
     StatePaths, iot_ats_host, iot_data_host, iot_endpoint_prefix,
 )
 from .sysutil import (
-    http_request, live_pid, log, read_pid, run, start_detached, stop_process, tail, warn, write_file,
+    http_request, live_pid, log, process_alive, read_pid, run, start_detached, stop_process, tail, warn,
+    write_file,
 )
 
 READY_TIMEOUT = 60.0
@@ -167,13 +168,14 @@ class ServiceManager:
 
     def wait_ready(self, service: Service, pid: int, log_file: Path) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        marker = service.marker(self.apt_repo)
         ready_url = service.ready_url(self.lab)
         while time.monotonic() < deadline:
             status, _ = http_request(ready_url, timeout=2, netns=self.lab.netns)
             if status == 200:
                 return
-            if not live_pid(self.state.pid_file(service.name), marker):
+            # Only liveness is checked, because labctl has just started this PID itself. The
+            # command line is empty while `ip netns exec` executes the service's command.
+            if not process_alive(pid):
                 self.state.pid_file(service.name).unlink(missing_ok=True)
                 raise LabError(f"{service.name} exited during start-up; see {log_file}. Last lines:\n"
                                f"{tail(log_file)}")

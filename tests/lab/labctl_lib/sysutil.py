@@ -172,19 +172,22 @@ def process_cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def process_alive(pid: int) -> bool:
+    """Tell whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def process_matches(pid: int, marker: str) -> bool:
     """Tell whether ``pid`` is alive (not a zombie) and its command line contains ``marker``.
 
     The marker check keeps labctl from signalling an unrelated process that reused a PID
     recorded in a stale pid file.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return any(marker in part for part in process_cmdline(pid))
+    return process_alive(pid) and any(marker in part for part in process_cmdline(pid))
 
 
 def live_pid(pid_file: Path, marker: str) -> int | None:
