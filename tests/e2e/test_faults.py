@@ -490,10 +490,10 @@ def test_clock_an_hour_behind(lab, provisioned):
     assert labapi.active_certificates_by_thing()[pi["thing_name"]] == active
 
 
-# --- 2c. timedatectl that does not answer ----------------------------------------------------------
+# --- 2c. timedatectl that does not respond --------------------------------------------------------
 
-# Stands in for timedatectl waiting on a systemd-timedated that cannot start; /usr/local/bin comes
-# before /usr/bin in the PATH of Ansible's SSH sessions. It records its PID and never answers.
+# Replaces timedatectl with a script that records its PID and sleeps, like timedatectl waiting for a
+# systemd-timedated that cannot start. /usr/local/bin comes before /usr/bin in Ansible's SSH sessions.
 HANGING_TIMEDATECTL = "/usr/local/bin/timedatectl"
 HANGING_TIMEDATECTL_PID = "/run/hanging-timedatectl.pid"
 HANGING_TIMEDATECTL_SCRIPT = "#!/bin/sh\necho $$ > {pid}\nexec sleep 600\n"
@@ -516,7 +516,7 @@ LINK_CHECK_PLAYBOOK = """\
 """
 
 
-def test_timedatectl_that_does_not_answer_is_skipped(lab, provisioned):
+def test_unresponsive_timedatectl_skipped(lab, provisioned):
     pi = pi_by_name(lab, "pi02")
     script = HANGING_TIMEDATECTL_SCRIPT.format(pid=HANGING_TIMEDATECTL_PID)
     install = labapi.ssh(pi, f"printf '%s' {shlex.quote(script)} > {HANGING_TIMEDATECTL} && chmod 755 {HANGING_TIMEDATECTL}")
@@ -546,7 +546,7 @@ def test_timedatectl_that_does_not_answer_is_skipped(lab, provisioned):
     assert link["ready"] is True, link["problems"]
     warnings = fold(" ".join(link.get("warnings", [])))
     print("operator message:", warnings)
-    assert "timedatectl did not answer within 3 seconds" in warnings
+    assert "timedatectl did not respond within 3 seconds" in warnings
 
 
 # --- 3. key directory that cannot be written ----------------------------------------------------

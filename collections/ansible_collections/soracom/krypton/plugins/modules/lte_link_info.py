@@ -68,8 +68,8 @@ notes:
   - A clock difference of more than 300 seconds from the metadata service's Date header, or a system time before
     2025-01-01, is a problem that sets RV(ready) to V(false). An unsynchronised clock alone only adds a warning when
     no skew could be measured.
-  - C(timedatectl) gets 3 seconds to answer. It waits much longer for C(systemd-timedated) when that service cannot
-    start, and then the module reads the clock state from the next source and adds a warning.
+  - The module waits 3 seconds for C(timedatectl), which itself waits much longer for C(systemd-timedated) when
+    that service cannot start. After 3 seconds the module reads the clock state from the next source and warns.
   - The route check reads the kernel's routing decision and sends no traffic to the checked hosts. The metadata
     request is the only traffic the module sends, apart from DNS lookups.
 seealso:
@@ -310,7 +310,7 @@ AUTO_INTERFACES = ('ppp0', 'wwan0')
 INTERFACE_NAME = re.compile(r'^[A-Za-z0-9_.:@-]{1,15}$')
 SYS_CLASS_NET = '/sys/class/net'
 TIMESYNCD_FLAG = '/run/systemd/timesync/synchronized'
-# Seconds timedatectl may take to answer before the module reads the clock state elsewhere.
+# Seconds the module waits for timedatectl before it reads the clock state from the next source.
 TIMEDATECTL_TIME_LIMIT = 3
 
 
@@ -482,7 +482,7 @@ def run_with_time_limit(args, limit):
 def clock_synchronization(run_limited, timedatectl_path, flag_exists=None, kernel_state=None):
     """Return (synchronized, source, note) from timedatectl, timesyncd's flag file or adjtimex, in that order.
 
-    ``note`` says that timedatectl did not answer in time, or is None.
+    ``note`` is a warning when timedatectl did not respond in time, otherwise None.
     """
     note = None
     if timedatectl_path:
@@ -492,8 +492,9 @@ def clock_synchronization(run_limited, timedatectl_path, flag_exists=None, kerne
         if rc == 0 and value in ('yes', 'no'):
             return value == 'yes', 'timedatectl', None
         if rc is None:
-            note = ('timedatectl did not answer within %d seconds, so systemd-timedated is probably not running; '
-                    'the clock state comes from the next source.' % TIMEDATECTL_TIME_LIMIT)
+            note = ('timedatectl did not respond within %d seconds, so systemd-timedated is probably not running. '
+                    'The clock state comes from the next source. Check systemctl status systemd-timedated.'
+                    % TIMEDATECTL_TIME_LIMIT)
     if (flag_exists or os.path.exists)(TIMESYNCD_FLAG):
         return True, 'timesyncd', note
     state = (kernel_state or kernel_clock_synchronized)()
