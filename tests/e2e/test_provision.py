@@ -154,14 +154,13 @@ def test_check_mode_on_new_names_changes_nothing(lab, provisioned):
     assert labapi.krypton_calls() == calls_before
 
 
-def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
-    """A certificate Krypton minted but the Pi never stored is deactivated by the next run."""
-    pi = lab["pis"][1]
+def mint_orphan_certificate(pi: dict) -> str:
+    """Call Krypton from the Pi without storing the answer, as a run cut off mid-bootstrap does.
+
+    Return the id of the new certificate, which is ACTIVE and held by no Pi.
+    """
     thing = pi["thing_name"]
     held_before = labapi.active_certificates_by_thing()[thing]
-    assert len(held_before) == 1
-
-    # What a run cut off mid-bootstrap leaves: Krypton created a certificate, the Pi kept its files.
     body = '{"requestParameters": {"thingName": "%s"}}' % thing
     minted = labapi.ssh(
         pi,
@@ -170,8 +169,42 @@ def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
     )
     assert minted.stdout == "200", minted.stdout + minted.stderr
     active = labapi.active_certificates_by_thing()[thing]
-    assert len(active) == 2
-    orphan = next(certificate_id for certificate_id in active if certificate_id not in held_before)
+    assert len(active) == len(held_before) + 1
+    return next(certificate_id for certificate_id in active if certificate_id not in held_before)
+
+
+def test_unused_certificate_left_alone_when_configured(lab, provisioned):
+    """With cloud_deactivate_unused_certificates false, the run names the orphan and keeps it ACTIVE."""
+    pi = lab["pis"][2]
+    thing = pi["thing_name"]
+    held_before = labapi.active_certificates_by_thing()[thing]
+    assert len(held_before) == 1
+    orphan = mint_orphan_certificate(pi)
+
+    result = labapi.run_playbook("playbooks/provision.yml", "-e", "cloud_deactivate_unused_certificates=false",
+                                 echo=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    output = " ".join(result.stdout.split())
+    assert f"Thing {thing} has ACTIVE certificate {orphan}, which its Pi does not hold" in output
+    assert "Deactivated certificate" not in output
+    assert sorted(labapi.active_certificates_by_thing()[thing]) == sorted(held_before + [orphan])
+
+    # The default run then deactivates it.
+    result = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"Deactivated certificate {orphan} of thing {thing}" in " ".join(result.stdout.split())
+    assert labapi.active_certificates_by_thing()[thing] == held_before
+
+
+def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
+    """A certificate Krypton minted but the Pi never stored is deactivated by the next run."""
+    pi = lab["pis"][1]
+    thing = pi["thing_name"]
+    held_before = labapi.active_certificates_by_thing()[thing]
+    assert len(held_before) == 1
+
+    # What a run cut off mid-bootstrap leaves: Krypton created a certificate, the Pi kept its files.
+    orphan = mint_orphan_certificate(pi)
 
     result = labapi.run_playbook("playbooks/provision.yml", echo=False)
     assert result.returncode == 0, result.stdout[-4000:]
