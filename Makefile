@@ -59,9 +59,9 @@ demo: setup
 unit: setup
 	cd $(COLL) && $(ANSIBLE_TEST) units $(ANSIBLE_TEST_ARGS)
 
-# The lab's own components and the playbooks' checks that need no lab.
+# The lab's own components, the playbooks' checks and the benchmark report; no lab needed.
 lab-unit: setup
-	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/lab $(REPO)/tests/playbooks
+	$(PY) -m pytest -q -p no:cacheprovider $(REPO)/tests/lab $(REPO)/tests/playbooks $(REPO)/tests/bench
 
 # The changelog, the collection tarball installed offline, meta/runtime.yml and the
 # execution environment definition; no lab needed.

@@ -3,7 +3,8 @@
 Run inside the lab (`tests/lab/labctl exec -- .venv/bin/python tests/bench/measure.py`). It
 returns the lab to the state `labctl up` left it in, then times `ansible pis -m ping` (the
 floor), a first run of playbooks/provision.yml and a second, idempotent run. For each run it
-counts the calls that the stand-ins served. Krypton bootstrap requests (and how many of them
+counts the calls that the stand-ins served and, with the callback in callback_plugins/, the wall time
+of each play and the slowest tasks. Krypton bootstrap requests (and how many of them
 got HTTP 429), SORACOM POST /auth and all SORACOM API requests come from the SORACOM
 emulator's /_lab/calls. AWS write calls come from moto_lab_server.py's call counts.
 """
@@ -15,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,6 +30,8 @@ MOTO_CALLS = "http://127.0.0.1:5000/moto-api/lab/calls"
 SORACOM_CALLS = labapi.SORACOM_ADMIN + "/_lab/calls"
 KRYPTON_PATHS = "/v1/provisioning/aws/iot/"
 RUN_TIMEOUT = 1800
+# How many of the slowest tasks of each run the result lists.
+TOP_TASKS = 8
 
 
 def request_json(url: str, method: str = "GET"):
@@ -61,16 +65,37 @@ def read_counts() -> dict:
     }
 
 
-def ansible_env() -> dict:
-    return dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-                ANSIBLE_DEPRECATION_WARNINGS="False")
+CALLBACKS = REPO / "tests" / "bench" / "callback_plugins"
 
 
-def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def ansible_env(task_times: Path | None = None) -> dict:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_DEPRECATION_WARNINGS="False")
+    if task_times is not None:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="bench_task_times",
+                   KRYPTON_BENCH_TASK_TIMES=str(task_times))
+    return env
+
+
+def timed(command: list[str], task_times: Path | None = None) -> tuple[float, subprocess.CompletedProcess]:
     started = time.monotonic()
-    result = subprocess.run(command, cwd=REPO, env=ansible_env(), text=True, capture_output=True,
+    result = subprocess.run(command, cwd=REPO, env=ansible_env(task_times), text=True, capture_output=True,
                             timeout=RUN_TIMEOUT, check=False)
     return time.monotonic() - started, result
+
+
+def slowest_tasks(rows: list[list], count: int = TOP_TASKS) -> list[dict]:
+    """Return the ``count`` tasks with the longest wall time, longest first."""
+    ordered = sorted(rows, key=lambda row: row[2], reverse=True)[:count]
+    return [{"play": play, "task": task, "seconds": seconds} for play, task, seconds in ordered]
+
+
+def seconds_by_play(rows: list[list]) -> list[dict]:
+    """Return the wall time of each play in the order the plays ran, summed over their tasks."""
+    plays: dict[str, float] = {}
+    for play, _, seconds in rows:
+        plays[play] = plays.get(play, 0.0) + seconds
+    return [{"play": play, "seconds": round(seconds, 2)} for play, seconds in plays.items()]
 
 
 def ping() -> float:
@@ -82,7 +107,11 @@ def ping() -> float:
 
 def provision(label: str, log_dir: Path | None) -> dict:
     clear_counts()
-    seconds, result = timed([str(REPO / ".venv" / "bin" / "ansible-playbook"), "playbooks/provision.yml"])
+    with tempfile.TemporaryDirectory() as directory:
+        task_times = Path(directory) / "task-times.json"
+        seconds, result = timed([str(REPO / ".venv" / "bin" / "ansible-playbook"), "playbooks/provision.yml"],
+                                task_times)
+        rows = json.loads(task_times.read_text()) if task_times.exists() else []
     counts = read_counts()
     if log_dir is not None:
         (log_dir / f"{label}.log").write_text(result.stdout + result.stderr)
@@ -93,6 +122,8 @@ def provision(label: str, log_dir: Path | None) -> dict:
         "changed": sum(host["changed"] for host in recap.values()),
         "failed": sum(host["failed"] + host["unreachable"] for host in recap.values()),
         **counts,
+        "plays": seconds_by_play(rows),
+        "slowest_tasks": slowest_tasks(rows),
     }
 
 
