@@ -196,6 +196,40 @@ def test_unused_certificate_left_alone_when_configured(lab, provisioned):
     assert labapi.active_certificates_by_thing()[thing] == held_before
 
 
+def test_inactive_held_certificate_names_the_fix(lab, provisioned):
+    """A Pi whose certificate was set INACTIVE behind the tool's back gets a message with the fix."""
+    pi = lab["pis"][0]
+    thing = pi["thing_name"]
+    held = labapi.active_certificates_by_thing()[thing]
+    assert len(held) == 1
+    iot = boto3.client("iot")
+    iot.update_certificate(certificateId=held[0], newStatus="INACTIVE")
+
+    result = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    assert result.returncode != 0, result.stdout[-4000:]
+    output = " ".join(result.stdout.split())
+    print("operator message:", output[output.find(f"The Pi of thing {thing}"):][:400])
+    assert (f"The Pi of thing {thing} holds certificate {held[0]}, which is INACTIVE in AWS IoT, "
+            "so AWS IoT refuses its MQTT connections.") in output
+    assert "-e device_force_bootstrap=true and --limit localhost,HOST" in output
+    assert labapi.parse_recap(result.stdout)[pi["name"]]["failed"] == 1
+
+    fixed = labapi.run_playbook("playbooks/provision.yml", "--limit", f"localhost,{pi['name']}",
+                                "-e", "device_force_bootstrap=true", echo=False)
+    assert fixed.returncode == 0, fixed.stdout[-4000:]
+    active = labapi.active_certificates_by_thing()[thing]
+    assert len(active) == 1
+    assert active != held
+    status = iot.describe_certificate(certificateId=held[0])["certificateDescription"]["status"]
+    assert status == "INACTIVE"
+
+    again = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert f"The Pi of thing {thing} holds certificate" not in " ".join(again.stdout.split())
+    recap = labapi.parse_recap(again.stdout)
+    assert all(counters["changed"] == 0 for counters in recap.values()), again.stdout[-4000:]
+
+
 def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
     """A certificate Krypton minted but the Pi never stored is deactivated by the next run."""
     pi = lab["pis"][1]
