@@ -172,3 +172,19 @@ def test_soracom_sim_thousand_sims_calls(fleet):
     result = json.loads(again.stdout.split("=>", 1)[1])
     assert result["changed"] is False
     assert len(result["sims"]) == FLEET_SIZE
+
+
+def test_limit_moves_only_limited_sims(lab):
+    """With --limit localhost,<pi>, the cloud play puts only that Pi's SIM into the group."""
+    labapi.reset_lab()
+    first_pi = lab["pis"][0]
+    clear_counts()
+    limited = labapi.run_playbook("playbooks/provision.yml", "--limit", f"localhost,{first_pi['name']}", echo=False)
+    assert limited.returncode == 0, limited.stdout[-4000:]
+    assert set_group_calls(soracom_counts()) == 1
+    assert set(labapi.parse_recap(limited.stdout)) == {"localhost", first_pi["name"]}
+
+    clear_counts()
+    full = labapi.run_playbook("playbooks/provision.yml", echo=False)
+    assert full.returncode == 0, full.stdout[-4000:]
+    assert set_group_calls(soracom_counts()) == len(lab["pis"]) - 1
