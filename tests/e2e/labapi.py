@@ -114,13 +114,25 @@ def broker_messages() -> list[dict]:
     return get_json(BROKER_ADMIN + "/_lab/messages")
 
 
+def link_up(pi: dict) -> None:
+    """Bring the Pi's ppp0 up with `labctl link-up` when a test left it down."""
+    state = subprocess.run(["ip", "-n", pi["netns"], "-o", "link", "show", "dev", "ppp0"], text=True,
+                           capture_output=True, timeout=10, check=False)
+    if state.returncode == 0 and ",UP" in state.stdout and "state DOWN" not in state.stdout:
+        return
+    result = subprocess.run([str(REPO / "tests" / "lab" / "labctl"), "link-up", str(pi["n"])], text=True,
+                            capture_output=True, timeout=60, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"labctl link-up {pi['n']} failed: {result.stderr.strip()}")
+
+
 def ssh(pi: dict, command: str, timeout: int = 60) -> subprocess.CompletedProcess:
     """Run a shell command on a lab Pi as root."""
     lab = load_lab()
     return subprocess.run(
         [
             "ssh", "-i", lab["ssh"]["private_key"], "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"root@{pi['ip']}", command,
+            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{pi['ip']}", command,
         ],
         text=True, capture_output=True, timeout=timeout, check=False,
     )
@@ -129,12 +141,19 @@ def ssh(pi: dict, command: str, timeout: int = 60) -> subprocess.CompletedProces
 def reset_lab() -> None:
     """Return the stand-ins and the Pis to the state `labctl up` left them in.
 
-    Deletes every AWS IoT certificate, thing and policy and every IAM user
-    but the lab's administrator, empties the SORACOM emulator's groups and
-    credential sets, and removes the Krypton files and the record of the last
-    MQTTS check from each Pi.
+    Brings up each Pi's ppp0 that a test left down, removes the Krypton files and the record of
+    the last MQTTS check from each Pi, deletes every AWS IoT certificate, thing and policy and
+    every IAM user but the lab's administrator, and empties the SORACOM emulator's groups and
+    credential sets. The Pis come first, so a Pi that cannot be reached stops the reset
+    before anything else is deleted.
     """
     import boto3
+
+    for pi in load_lab()["pis"]:
+        link_up(pi)
+        result = ssh(pi, "rm -rf /etc/soracom/krypton /var/lib/soracom/krypton", timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(f"could not clean {pi['name']} (exit {result.returncode}): {result.stderr.strip()}")
 
     iot = boto3.client("iot")
     for certificate in iot.list_certificates(pageSize=250)["certificates"]:
@@ -171,7 +190,3 @@ def reset_lab() -> None:
     get_json(SORACOM_ADMIN + "/_lab/reset", method="POST")
     get_json(SORACOM_ADMIN + "/_lab/calls", method="DELETE")
     get_json(BROKER_ADMIN + "/_lab/messages", method="DELETE")
-    for pi in load_lab()["pis"]:
-        result = ssh(pi, "rm -rf /etc/soracom/krypton /var/lib/soracom/krypton")
-        if result.returncode != 0:
-            raise RuntimeError(f"could not clean {pi['name']}: {result.stderr.strip()}")

@@ -155,12 +155,14 @@ def runs(lab):
     before = snapshot(lab)
     check = deprovision("--limit", limit, "--check", "--diff")
     after_check = snapshot(lab)
+    labapi.get_json(labapi.SORACOM_ADMIN + "/_lab/calls", method="DELETE")
     first = deprovision("--limit", limit)
+    first_soracom_calls = labapi.get_json(labapi.SORACOM_ADMIN + "/_lab/calls")["counts"].get("api", {})
     after_first = snapshot(lab)
     second = deprovision("--limit", limit)
     yield {
         "pis": (pi01, pi02, pi03), "before": before, "check": check, "after_check": after_check,
-        "first": first, "after_first": after_first, "second": second,
+        "first": first, "after_first": after_first, "second": second, "first_soracom_calls": first_soracom_calls,
     }
     # The other group and the deprovisioned Pis would surprise later tests.
     labapi.reset_lab()
@@ -189,6 +191,14 @@ def test_first_run_succeeds(runs):
     assert first.returncode == 0, first.stdout[-4000:]
     recap = labapi.parse_recap(first.stdout)
     assert set(recap) == {pi["name"] for pi in runs["pis"][:2]}
+
+
+def test_one_soracom_session_for_all_pis(runs):
+    """Both Pis' SIM reads and group changes share one SORACOM session."""
+    calls = runs["first_soracom_calls"]
+    assert calls.get("POST /v1/auth") == 1, calls
+    # At least a SIM read for each of the two Pis besides the session.
+    assert sum(calls.values()) >= 3, calls
 
 
 def test_things_and_certificates_deleted(runs):
