@@ -141,11 +141,11 @@ def ssh(pi: dict, command: str, timeout: int = 60) -> subprocess.CompletedProces
 def reset_lab() -> None:
     """Return the stand-ins and the Pis to the state `labctl up` left them in.
 
-    Brings up each Pi's ppp0 that a test left down, removes the Krypton files and the record of
-    the last MQTTS check from each Pi, deletes every AWS IoT certificate, thing and policy and
-    every IAM user but the lab's administrator, and empties the SORACOM emulator's groups and
-    credential sets. The Pis come first, so a Pi that cannot be reached stops the reset
-    before anything else is deleted.
+    First each Pi: its ppp0 comes up if a test left it down, and its Krypton files and the
+    record of the last MQTTS check are removed. A Pi that cannot be reached stops the reset
+    there, before anything else is deleted. Then every AWS IoT certificate, thing and policy
+    and every IAM user but the lab's administrator are deleted, and the SORACOM emulator's
+    groups and credential sets are emptied.
     """
     import boto3
 

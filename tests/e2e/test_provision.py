@@ -155,7 +155,7 @@ def test_check_mode_on_new_names_changes_nothing(lab, provisioned):
 
 
 def mint_orphan_certificate(pi: dict) -> str:
-    """Call Krypton from the Pi without storing the answer, as a run cut off mid-bootstrap does.
+    """Call Krypton from the Pi without storing the response, as a run cut off mid-bootstrap does.
 
     Return the id of the new certificate, which is ACTIVE and held by no Pi.
     """
