@@ -344,7 +344,7 @@ def test_unresponsive_timedatectl_warns(capsys, system, metadata, monkeypatch):
     assert any('timedatectl did not respond within 3 seconds' in text for text in warning_texts(result))
 
 
-def test_run_with_time_limit_stops_a_command_that_hangs(tmp_path):
+def test_time_limit_stops_hanging_command(tmp_path):
     hanging = tmp_path / 'timedatectl'
     hanging.write_text('#!/bin/sh\nexec sleep 30\n')
     hanging.chmod(0o755)
