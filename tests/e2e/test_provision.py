@@ -189,6 +189,14 @@ def test_unused_certificate_left_alone_when_configured(lab, provisioned):
     assert "Deactivated certificate" not in output
     assert sorted(labapi.active_certificates_by_thing()[thing]) == sorted(held_before + [orphan])
 
+    # Check mode says what it would deactivate and leaves the certificate ACTIVE.
+    check = labapi.run_playbook("playbooks/provision.yml", "--check", echo=False)
+    assert check.returncode == 0, check.stdout[-4000:]
+    output = " ".join(check.stdout.split())
+    assert f"Would deactivate certificate {orphan} of thing {thing}" in output
+    assert "Deactivated certificate" not in output
+    assert orphan in labapi.active_certificates_by_thing()[thing]
+
     # The default run then deactivates it.
     result = labapi.run_playbook("playbooks/provision.yml", echo=False)
     assert result.returncode == 0, result.stdout[-4000:]
