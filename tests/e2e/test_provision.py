@@ -154,13 +154,15 @@ def test_check_mode_on_new_names_changes_nothing(lab, provisioned):
     assert labapi.krypton_calls() == calls_before
 
 
-def mint_orphan_certificate(pi: dict) -> str:
+def mint_orphan_certificate(pi: dict) -> tuple[list[str], str]:
     """Call Krypton from the Pi without storing the response, as a run cut off mid-bootstrap does.
 
-    Return the id of the new certificate, which is ACTIVE and held by no Pi.
+    The Pi's thing must have exactly one ACTIVE certificate before. Return that certificate's id
+    in a list, and the id of the new certificate, which is ACTIVE and held by no Pi.
     """
     thing = pi["thing_name"]
     held_before = labapi.active_certificates_by_thing()[thing]
+    assert len(held_before) == 1, held_before
     body = '{"requestParameters": {"thingName": "%s"}}' % thing
     minted = labapi.ssh(
         pi,
@@ -170,16 +172,15 @@ def mint_orphan_certificate(pi: dict) -> str:
     assert minted.stdout == "200", minted.stdout + minted.stderr
     active = labapi.active_certificates_by_thing()[thing]
     assert len(active) == len(held_before) + 1
-    return next(certificate_id for certificate_id in active if certificate_id not in held_before)
+    orphan = next(certificate_id for certificate_id in active if certificate_id not in held_before)
+    return held_before, orphan
 
 
 def test_unused_certificate_left_alone_when_configured(lab, provisioned):
     """With cloud_deactivate_unused_certificates false, the run names the orphan and keeps it ACTIVE."""
     pi = lab["pis"][2]
     thing = pi["thing_name"]
-    held_before = labapi.active_certificates_by_thing()[thing]
-    assert len(held_before) == 1
-    orphan = mint_orphan_certificate(pi)
+    held_before, orphan = mint_orphan_certificate(pi)
 
     result = labapi.run_playbook("playbooks/provision.yml", "-e", "cloud_deactivate_unused_certificates=false",
                                  echo=False)
@@ -189,7 +190,7 @@ def test_unused_certificate_left_alone_when_configured(lab, provisioned):
     assert "Deactivated certificate" not in output
     assert sorted(labapi.active_certificates_by_thing()[thing]) == sorted(held_before + [orphan])
 
-    # Check mode says what it would deactivate and leaves the certificate ACTIVE.
+    # Check mode reports what it would deactivate and leaves the certificate ACTIVE.
     check = labapi.run_playbook("playbooks/provision.yml", "--check", echo=False)
     assert check.returncode == 0, check.stdout[-4000:]
     output = " ".join(check.stdout.split())
@@ -242,11 +243,9 @@ def test_interrupted_bootstrap_certificate_deactivated(lab, provisioned):
     """A certificate Krypton minted but the Pi never stored is deactivated by the next run."""
     pi = lab["pis"][1]
     thing = pi["thing_name"]
-    held_before = labapi.active_certificates_by_thing()[thing]
-    assert len(held_before) == 1
 
     # What a run cut off mid-bootstrap leaves: Krypton created a certificate, the Pi kept its files.
-    orphan = mint_orphan_certificate(pi)
+    held_before, orphan = mint_orphan_certificate(pi)
 
     result = labapi.run_playbook("playbooks/provision.yml", echo=False)
     assert result.returncode == 0, result.stdout[-4000:]
